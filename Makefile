@@ -1,0 +1,55 @@
+# ffka: the two commands a user needs are `make reproduce` and `make test` (see README.md).
+# Both create .venv and install what they need; nothing else must be installed beforehand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU default: the torch 2.13.0 CPU wheel. A GPU user sets TORCH_SPEC= (empty) to keep the torch
+# already in $(VENV), or e.g. TORCH_SPEC='torch==2.13.0 --index-url <their CUDA index>'.
+TORCH_SPEC ?= torch==2.13.0
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+STAMP := $(VENV)/.ffka-installed
+QUICK ?=
+
+.PHONY: install reproduce test sync-check nbtest pytest readme clean-runs
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python settings.ini setup.py
+	@if [ -n "$(TORCH_SPEC)" ] && ! $(BIN)/python -c "import torch" 2>/dev/null; then \
+	  echo "installing $(TORCH_SPEC) first (CPU wheel)"; $(BIN)/python -m pip install -q $(TORCH_SPEC); fi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: base checkpoints, every experiment on the embedded default, figures/ and results.
+reproduce: $(STAMP)
+	$(OFFLINE) $(BIN)/ffka reproduce $(if $(QUICK),--quick,)
+
+## The whole test suite: notebook/package sync, notebook tests, pytest (its summary line last).
+test: $(STAMP)
+	$(MAKE) --no-print-directory sync-check
+	$(MAKE) --no-print-directory nbtest
+	$(MAKE) --no-print-directory pytest
+
+sync-check:
+	@$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/make_readme.py
+	@if [ -n "$$(git status --porcelain -- ffka nbs README.md)" ]; then \
+	  echo "nbdev_export/nbdev_clean changed tracked files: notebooks and ffka/ have drifted"; \
+	  git status --porcelain -- ffka nbs README.md; git --no-pager diff --stat; exit 1; fi
+	@echo "sync-check: notebooks, ffka/ and README.md agree"
+
+nbtest:
+	$(OFFLINE) $(BIN)/nbdev_test --n_workers 2
+
+pytest:
+	$(OFFLINE) $(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
+
+readme: $(STAMP)
+	$(BIN)/python tools/make_readme.py
+
+clean-runs:
+	rm -rf nbs/experiments/_runs

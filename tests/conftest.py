@@ -1,0 +1,28 @@
+"""Shared fixtures. Reference data lives in ../shared/data (never copied into the repo)."""
+import os
+from pathlib import Path
+import pytest
+
+for _v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"): os.environ.setdefault(_v, "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+FK_DIR = SHARED_DATA / "fictional-knowledge"
+OLMO_TOKENIZER = SHARED_DATA / "tokenizers" / "olmo-gpt-neox-dolma-v1_5.json"
+
+@pytest.fixture(scope="session")
+def fk_dir():
+    if not FK_DIR.is_dir(): pytest.skip(f"reference dataset not found at {FK_DIR}")
+    return FK_DIR
+
+@pytest.fixture(scope="session")
+def fk_items(fk_dir):
+    from ffka.data import load_fictional_knowledge
+    return load_fictional_knowledge(fk_dir)
+
+@pytest.fixture(scope="session")
+def olmo_tokenizer():
+    if not OLMO_TOKENIZER.is_file(): pytest.skip(f"OLMo tokenizer not found at {OLMO_TOKENIZER}")
+    from transformers import PreTrainedTokenizerFast
+    return PreTrainedTokenizerFast(tokenizer_file=str(OLMO_TOKENIZER), eos_token="<|endoftext|>", pad_token="<|padding|>")
