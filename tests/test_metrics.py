@@ -174,6 +174,23 @@ def test_once_only_layout_and_other_probe_counts():
         np.testing.assert_allclose(c.retainability.to_numpy(), np.array(curves["once"][okey]) / 100, rtol=0, atol=TOL)
 
 
+def test_real_probelog_and_train_windows_cadence(dense):
+    """Duck typing against the real ffka.train.ProbeLog, on the steps ffka.train.probe_steps logs with 'windows'."""
+    train = pytest.importorskip("ffka.train")
+    lg, groups, ref_eff, ref_R = dense
+    steps = train.probe_steps(S, sorted({t for v in LAYOUT.values() for t in v}), "windows", window=50, n_grid=40)
+    plog = train.ProbeLog(steps, lg.scores[steps], lg.probes, np.zeros(S), lg.injections, dict(tokens_per_step=2048 * 2048))
+    me = mean_effectivity(plog).set_index(["scenario", "kind"])
+    for scen in LAYOUT:
+        for kind, okey in KINDS.items():
+            assert abs(me.loc[(scen, kind), "effectivity"] - ref_eff[IQR_K][0][scen][okey]) < TOL
+    rc = retainability_curves(plog)
+    assert set(rc.scenario) == set(LAYOUT) and not np.isinf(rc.retainability).any()
+    from ffka.fit import forgetting_table
+    ft = forgetting_table(plog)
+    assert ft.binned.all() and ft.a.notna().all() and (ft.threshold_log10_tokens - ft.x_intercept_log10_steps).round(2).eq(6.62).all()
+
+
 # ---------------------------------------------------------------- control drift
 
 def test_control_drift_and_corrections():
@@ -186,7 +203,7 @@ def test_control_drift_and_corrections():
         assert abs(dk.drift.iloc[-1] - drift[-1]) < 0.1 and dk.n.iloc[0] == 12
     me = mean_effectivity(lg).set_index(["scenario", "kind"])
     assert (me.loc["control", "effectivity"] > 0).all()       # max of noise over 50 steps: the placebo
-    ok = me.drop("control")
+    ok = me[me.index.get_level_values("scenario") != "control"]
     np.testing.assert_allclose(ok.effectivity_vs_control, ok.effectivity - ok.placebo)
     rc = retainability_curves(lg)
     assert "control" not in set(rc.scenario)
