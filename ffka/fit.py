@@ -19,15 +19,24 @@ __all__ = ['log', 'LAWS', 'ForgettingFit', 'fit_forgetting', 'synthetic_retainab
            'bootstrap_forgetting', 'forgetting_table', 'recovery_coverage', 'fit_law', 'compare_laws']
 
 # %% ../nbs/07_fit.ipynb #c90ae157
-def _ols(x: np.ndarray, y: np.ndarray):
-    "Closed-form OLS of y on x: slope, intercept, SSR, SST, Sxx (centred, numerically stable)."
-    xm, ym = x.mean(), y.mean()
+def _ols(x: np.ndarray, y: np.ndarray, w: np.ndarray|None=None):
+    "Closed-form (weighted) least squares of y on x: slope, intercept, SSR, SST, Sxx; weights scaled to mean 1."
+    if w is None:
+        xm, ym = x.mean(), y.mean()
+        dx = x - xm
+        sxx = float(dx @ dx)
+        m = float(dx @ (y - ym)) / sxx if sxx > 0 else float("nan")
+        c = ym - m * xm
+        res = y - (m * x + c)
+        return m, float(c), float(res @ res), float(((y - ym) ** 2).sum()), sxx
+    w = np.asarray(w, dtype=np.float64) * len(w) / np.sum(w)
+    xm, ym = (w @ x) / w.sum(), (w @ y) / w.sum()
     dx = x - xm
-    sxx = float(dx @ dx)
-    m = float(dx @ (y - ym)) / sxx if sxx > 0 else float("nan")
+    sxx = float(w @ dx ** 2)
+    m = float(w @ (dx * (y - ym))) / sxx if sxx > 0 else float("nan")
     c = ym - m * xm
     res = y - (m * x + c)
-    return m, float(c), float(res @ res), float(((y - ym) ** 2).sum()), sxx
+    return m, float(c), float(w @ res ** 2), float(w @ (y - ym) ** 2), sxx
 
 def _loglinear(x, a, b):
     "R = b − a·log10 t, written on x = log10 t."
@@ -49,6 +58,7 @@ class ForgettingFit:
     a_ci: tuple[float, float]       # t-distribution interval for a at `level`
     level: float                    # confidence level of a_ci
     tokens_per_step: float|None = None
+    weights: np.ndarray|None = field(default=None, repr=False)  # WLS weights (None: OLS, as the paper)
     t: np.ndarray = field(default=None, repr=False)      # the t used
     R: np.ndarray = field(default=None, repr=False)      # the R used
     result: lmfit.model.ModelResult|None = field(default=None, repr=False)  # lmfit fit of the same law
@@ -61,8 +71,10 @@ class ForgettingFit:
         "(lower, upper) pointwise confidence band of the fitted mean R at steps t."
         level = self.level if level is None else level
         x, x0 = np.log10(self.t), np.log10(np.asarray(t, dtype=np.float64))
-        s = math.sqrt(((self.R - self.predict(self.t)) ** 2).sum() / (self.n - 2)) if self.n > 2 else np.nan
-        se = s * np.sqrt(1 / self.n + (x0 - x.mean()) ** 2 / ((x - x.mean()) ** 2).sum())
+        w = np.ones(self.n) if self.weights is None else self.weights * self.n / np.sum(self.weights)
+        xm = (w @ x) / w.sum()
+        s = math.sqrt((w @ (self.R - self.predict(self.t)) ** 2) / (self.n - 2)) if self.n > 2 else np.nan
+        se = s * np.sqrt(1 / self.n + (x0 - xm) ** 2 / (w @ (x - xm) ** 2))
         q = stats.t.ppf(0.5 + level / 2, self.n - 2) if self.n > 2 else np.nan
         y = self.predict(t)
         return y - q * se, y + q * se
@@ -77,30 +89,39 @@ class ForgettingFit:
         return {k: getattr(self, k) for k in ("a", "a_stderr", "b", "b_stderr", "r2", "x_intercept_log10_steps", "threshold_steps",
                                               "threshold_log10_tokens", "threshold_tokens", "n", "a_ci", "level")}
 
-def _clean(t, R, flip_if_first_negative=False):
+def _clean(t, R, flip_if_first_negative=False, weights=None):
     t, R = np.asarray(t, dtype=np.float64).ravel(), np.asarray(R, dtype=np.float64).ravel()
     if t.shape != R.shape: raise ValueError(f"t and R: shapes differ ({t.shape} vs {R.shape})")
     ok = np.isfinite(t) & np.isfinite(R) & (t >= 1)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64).ravel()
+        if weights.shape != t.shape: raise ValueError(f"weights: shape {weights.shape} differs from t {t.shape}")
+        if np.any(weights < 0): raise ValueError("weights: must be >= 0")
+        ok &= np.isfinite(weights) & (weights > 0)
+        weights = weights[ok]
     t, R = t[ok], R[ok]
     if flip_if_first_negative and len(R) and R[0] < 0: R = -R
-    return t, R
+    return (t, R) if weights is None else (t, R, weights)
 
 def fit_forgetting(t, # steps after the LAM (t < 1 and non-finite R are dropped, as the official fit drops t = 0)
                    R, # mean retainability at t, as a fraction (not percent)
                    tokens_per_step:float|None=None, # tokens per optimizer step, for the threshold in tokens
                    level:float=0.95, # confidence level of a_ci and of `band`
                    flip_if_first_negative:bool=False, # official quirk: negate R when its first point is < 0
+                   weights=None, # optional weight per point (WLS, e.g. binned curves); None: OLS as the paper
                   ) -> ForgettingFit:
     "OLS fit of R ≈ −a·log10 t + b (the paper's law) with standard errors, R², x-intercept and threshold."
-    t, R = _clean(t, R, flip_if_first_negative)
+    if weights is None: t, R = _clean(t, R, flip_if_first_negative)
+    else: t, R, weights = _clean(t, R, flip_if_first_negative, weights)
     n = len(t)
     if n < 2: raise ValueError(f"fit_forgetting: need at least 2 points with t >= 1 and finite R, got {n}")
     x = np.log10(t)
-    m, c, ssr, sst, sxx = _ols(x, R)
+    m, c, ssr, sst, sxx = _ols(x, R, weights)
     if not sxx > 0: raise ValueError("fit_forgetting: all t are equal; the slope is undefined")
     s2 = ssr / (n - 2) if n > 2 else np.nan
     se_m = math.sqrt(s2) / math.sqrt(sxx) if n > 2 else np.nan
-    se_c = math.sqrt(s2 * (1 / n + x.mean() ** 2 / sxx)) if n > 2 else np.nan
+    xm = x.mean() if weights is None else (weights @ x) / weights.sum()
+    se_c = math.sqrt(s2 * (1 / n + xm ** 2 / sxx)) if n > 2 else np.nan
     a = -m
     r2 = 1 - ssr / sst if sst > 0 else np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -114,11 +135,12 @@ def fit_forgetting(t, # steps after the LAM (t < 1 and non-finite R are dropped,
     if n > 2:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = model.fit(R, params, x=x, fit_kws=dict(xtol=1e-14, ftol=1e-14))
+            result = model.fit(R, params, x=x, weights=None if weights is None else np.sqrt(weights * n / weights.sum()),
+                               fit_kws=dict(xtol=1e-14, ftol=1e-14))
     return ForgettingFit(a=a, a_stderr=se_m, b=c, b_stderr=se_c, r2=r2, x_intercept_log10_steps=xi, threshold_steps=thr,
                          threshold_log10_tokens=ltok, threshold_tokens=10 ** ltok if np.isfinite(ltok) and ltok < 300 else np.nan,
                          n=n, a_ci=(a - q * se_m, a + q * se_m), level=level, tokens_per_step=tokens_per_step,
-                         t=t, R=R, result=result)
+                         weights=weights, t=t, R=R, result=result)
 
 # %% ../nbs/07_fit.ipynb #fcb1cd9c
 def synthetic_retainability(t, # steps (the rows of the result)
@@ -194,6 +216,12 @@ def _binned(x, R, edges, k):
 def _edges(x, n_bins):
     return np.linspace(x.min(), x.max() + 1e-12, n_bins + 1)
 
+def _dense_counts(t, edges):
+    "Number of whole steps t' in [min t, max t] that fall in each log10 bin: the weight a dense log would give it."
+    ti = np.arange(math.ceil(t.min()), math.floor(t.max()) + 1, dtype=np.float64)
+    b = np.clip(np.searchsorted(edges, np.log10(ti), side="right") - 1, 0, len(edges) - 2)
+    return np.bincount(b, minlength=len(edges) - 1).astype(np.float64)
+
 def binned_retainability(t, # steps (rows of R)
                          R, # probe-level retainability [n_t, n_probes] (NaN where a probe has no value)
                          n_bins:int=20, # log-spaced bins of t over [1, max t]
@@ -207,13 +235,16 @@ def binned_retainability(t, # steps (rows of R)
     a = _binned(x, R, edges, k)
     i = a[:, 4].astype(int)
     return pd.DataFrame(dict(t=10 ** a[:, 0], retainability=a[:, 1], n=a[:, 2].astype(int), n_kept=a[:, 3].astype(int),
-                             t_lo=10 ** edges[i], t_hi=10 ** edges[i + 1]))
+                             t_lo=10 ** edges[i], t_hi=10 ** edges[i + 1], dense_weight=_dense_counts(t, edges)[i]))
 
-def _curve(t, R, k, n_bins):
-    "The curve that is fitted: per-t filtered mean (official) or log-binned means."
-    if n_bins is None: return t, mean_retainability(R, k)
-    a = _binned(np.log10(t), R, _edges(np.log10(t), n_bins), k)
-    return 10 ** a[:, 0], a[:, 1]
+def _curve(t, R, k, n_bins, bin_weights="dense"):
+    "The curve that is fitted, as (t, R, weights): per-t filtered mean (official, no weights) or log-binned means."
+    if n_bins is None: return t, mean_retainability(R, k), None
+    edges = _edges(np.log10(t), n_bins)
+    a = _binned(np.log10(t), R, edges, k)
+    if bin_weights not in ("dense", "equal"): raise ValueError(f"bin_weights: {bin_weights!r} is not 'dense' or 'equal'")
+    w = _dense_counts(t, edges)[a[:, 4].astype(int)] if bin_weights == "dense" else np.ones(len(a))
+    return 10 ** a[:, 0], a[:, 1], w
 
 def bootstrap_forgetting(t, # steps (length n_t)
                          R, # probe-level retainability, [n_t, n_probes] (or [n_probes, n_t] with probe_axis=0)
@@ -224,12 +255,14 @@ def bootstrap_forgetting(t, # steps (length n_t)
                          tokens_per_step:float|None=None, # passed to the point fit
                          probe_axis:int=1, # axis of R that indexes probes
                          n_bins:int|None=None, # None: mean at each t (official); int: log-binned curve (gapped logs)
+                         bin_weights:str="dense", # binned only: "dense" weights bins like a dense log would, "equal" weights bins equally
                          progress:bool=False, # show a progress bar
                         ) -> BootstrapFit:
     "Fit the mean curve, then resample probes with replacement, recompute the filtered mean and refit."
     from tqdm.auto import tqdm
     t, R = _probe_matrix(t, R, probe_axis)
-    fit = fit_forgetting(*_curve(t, R, k, n_bins), tokens_per_step=tokens_per_step, level=level)
+    tc, yc, wc = _curve(t, R, k, n_bins, bin_weights)
+    fit = fit_forgetting(tc, yc, tokens_per_step=tokens_per_step, level=level, weights=wc)
     rng = np.random.default_rng(seed)
     P = R.shape[1]
     if n_bins is None:
@@ -240,9 +273,9 @@ def bootstrap_forgetting(t, # steps (length n_t)
     else:
         m, c = np.full(n_boot, np.nan), np.full(n_boot, np.nan)
         for i in tqdm(range(n_boot), disable=not progress, desc="bootstrap"):
-            tb, yb = _curve(t, R[:, rng.integers(0, P, P)], k, n_bins)
+            tb, yb, wb = _curve(t, R[:, rng.integers(0, P, P)], k, n_bins, bin_weights)
             ok = np.isfinite(yb)
-            if ok.sum() >= 2: m[i], c[i], *_ = _ols(np.log10(tb[ok]), yb[ok])
+            if ok.sum() >= 2: m[i], c[i], *_ = _ols(np.log10(tb[ok]), yb[ok], wb[ok])
     a, xi = -m, -c / m
     alpha = (1 - level) / 2
     qa = np.nanquantile(a, [alpha, 1 - alpha]); qx = np.nanquantile(xi, [alpha, 1 - alpha])
@@ -258,6 +291,7 @@ def forgetting_table(plog, # ProbeLog-like (steps, scores, probes, injections, o
                      tokens_per_step:float|None=None, # default: plog.meta["tokens_per_step"]
                      n_boot:int=0, # bootstrap replicates over probes (0: none)
                      n_bins:int|str|None="auto", # "auto": per-t means on a dense log, 20 log bins on a gapped one
+                     bin_weights:str="dense", # binned curves: "dense" (estimate what the official dense fit would) or "equal"
                      corrected:bool=False, # fit the drift-corrected retainability
                      level:float=0.95, # interval level
                      seed:int=0, # bootstrap seed
@@ -274,13 +308,14 @@ def forgetting_table(plog, # ProbeLog-like (steps, scores, probes, injections, o
         row = dict(scenario=scen, kind=kind, n_probes=R.shape[1], binned=n_bins is not None)
         try:
             if n_boot:
-                bs = bootstrap_forgetting(t, R, n_boot, k, level, seed, tokens_per_step, n_bins=n_bins)
+                bs = bootstrap_forgetting(t, R, n_boot, k, level, seed, tokens_per_step, n_bins=n_bins, bin_weights=bin_weights)
                 f = bs.fit
                 row.update(boot_a_se=bs.a_se, boot_a_lo=bs.a_ci[0], boot_a_hi=bs.a_ci[1],
                            boot_x_intercept_lo=bs.x_intercept_ci[0], boot_x_intercept_hi=bs.x_intercept_ci[1])
             else:
                 tt, RR = _probe_matrix(t, R)
-                f = fit_forgetting(*_curve(tt, RR, k, n_bins), tokens_per_step=tokens_per_step, level=level)
+                tc, yc, wc = _curve(tt, RR, k, n_bins, bin_weights)
+                f = fit_forgetting(tc, yc, tokens_per_step=tokens_per_step, level=level, weights=wc)
         except ValueError as e:
             log.info("forgetting_table: %s/%s not fitted: %s", scen, kind, e)
             rows.append(row); continue

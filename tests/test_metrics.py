@@ -187,8 +187,13 @@ def test_real_probelog_and_train_windows_cadence(dense):
     rc = retainability_curves(plog)
     assert set(rc.scenario) == set(LAYOUT) and not np.isinf(rc.retainability).any()
     from ffka.fit import forgetting_table
-    ft = forgetting_table(plog)
+    ft = forgetting_table(plog, n_boot=40).set_index(["scenario", "kind"])
     assert ft.binned.all() and ft.a.notna().all() and (ft.threshold_log10_tokens - ft.x_intercept_log10_steps).round(2).eq(6.62).all()
+    # the binned, dense-weighted fit on the windows log estimates the official dense fit (within 3 bootstrap se)
+    for scen in LAYOUT:
+        for kind, okey in KINDS.items():
+            o = ref.fit_curve(ref_R[scen][okey])
+            assert abs(ft.loc[(scen, kind), "a"] - o["a"]) < 3 * ft.loc[(scen, kind), "boot_a_se"], (scen, kind)
 
 
 # ---------------------------------------------------------------- control drift
