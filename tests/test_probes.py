@@ -72,10 +72,10 @@ def test_all_probes_equal_naive(lm, ps, ref):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch_size=st.integers(1, 300), n=st.integers(1, 120), seed=st.integers(0, 2**32 - 1),
-       replace=st.booleans())
-def test_any_batching_and_order(lm, ps, ref, batch_size, n, seed, replace):
+       replace=st.booleans(), layout=st.sampled_from(["sorted", "packed"]), row_tokens=st.sampled_from([None, 1, 100, 300]))
+def test_any_batching_and_order(lm, ps, ref, batch_size, n, seed, replace, layout, row_tokens):
     idx = np.random.default_rng(seed).choice(len(ps), size=n, replace=replace)  # random subset in random order
-    got = score_probeset(lm, ps.subset(idx), batch_size=batch_size)
+    got = score_probeset(lm, ps.subset(idx), batch_size=batch_size, layout=layout, row_tokens=row_tokens)
     assert np.abs(got - ref[idx]).max() <= TOL
 
 
@@ -99,6 +99,12 @@ def test_full_logits_method_and_score_probes(lm, ps, ref):
     assert np.abs(score_probes(lm, None, ins, tgs, batch_size=9) - ref[idx]).max() <= TOL
     # a plain transformers model is accepted too, and gives the same numbers as the LM
     np.testing.assert_array_equal(score_probes(lm.model, lm.tokenizer, ins, tgs), score_probes(lm, None, ins, tgs))
+
+
+def test_packed_layout_all_probes(lm, ps, ref):
+    got = score_probeset(lm, ps, layout="packed", row_tokens=256, batch_size=256)
+    print(f"packed: max |fast - naive| over all 1,950 probes = {np.abs(got - ref).max():.2e}")
+    assert np.abs(got - ref).max() <= TOL
 
 
 def test_padding_never_changes_a_score(lm, ps):
@@ -143,13 +149,14 @@ def _hand_set():
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 64])
 @pytest.mark.parametrize("method", ["targets", "full"])
-def test_hand_computed(batch_size, method):
+@pytest.mark.parametrize("layout", ["sorted", "packed"])
+def test_hand_computed(batch_size, method, layout):
     hps, expect = _hand_set()
     m = _ShiftLM(V, A)
+    kw = dict(batch_size=batch_size, method=method, layout=layout, row_tokens=10)
     for reduce, f in (("mean", np.mean), ("sum", np.sum), ("first", lambda e: e[0])):
-        np.testing.assert_allclose(score_probeset(m, hps, batch_size=batch_size, reduce=reduce, method=method),
-                                   [f(e) for e in expect], rtol=0, atol=1e-6)
-    for g, e in zip(score_probeset(m, hps, batch_size=batch_size, reduce="tokens", method=method), expect):
+        np.testing.assert_allclose(score_probeset(m, hps, reduce=reduce, **kw), [f(e) for e in expect], rtol=0, atol=1e-6)
+    for g, e in zip(score_probeset(m, hps, reduce="tokens", **kw), expect):
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
 
 
@@ -181,6 +188,28 @@ def test_unknown_logit_transform_refused():
     hps, expect = _hand_set()
     with pytest.raises(RuntimeError, match="differ from the model's forward"): score_probeset(_Unknown(V, 8.0), hps)
     np.testing.assert_allclose(score_probeset(_Unknown(V, 4 * A), hps, method="full"), [np.mean(e) for e in expect], atol=1e-6)
+
+
+class _Leaky(_ShiftLM):
+    "A causal trunk that averages all earlier tokens of the row, ignoring position ids: packing must be refused."
+    def __init__(self, vocab, a):
+        super().__init__(vocab, a)
+        emb = self.embed
+        class T(nn.Module):
+            def forward(self, input_ids, attention_mask=None, position_ids=None, use_cache=None):
+                e = emb(input_ids); c = e.cumsum(1) / torch.arange(1, e.shape[1] + 1)[None, :, None]
+                return SimpleNamespace(last_hidden_state=c)
+        self.trunk = T()
+    def forward(self, input_ids, **kw): return SimpleNamespace(logits=self.head(self.trunk(input_ids).last_hidden_state))
+
+
+def test_packing_refused_when_model_ignores_positions():
+    hps, _ = _hand_set()
+    m = _Leaky(V, A)
+    with pytest.raises(RuntimeError, match="does not treat restarting position_ids"):
+        score_probeset(m, hps, layout="packed", row_tokens=20)
+    sorted_scores = score_probeset(m, hps)  # one probe per row is fine
+    np.testing.assert_allclose(sorted_scores, score_probeset(m, hps, batch_size=1), atol=1e-6)
 
 
 # ----- the token boundary ---------------------------------------------------------------------------
@@ -217,6 +246,7 @@ def test_errors_and_edge_cases(lm, ps):
     sub = ps.subset([0, 1])
     with pytest.raises(ValueError, match="'median' is not one of"): score_probeset(lm, sub, reduce="median")
     with pytest.raises(ValueError, match="method 'logits'"): score_probeset(lm, sub, method="logits")
+    with pytest.raises(ValueError, match="layout 'ragged'"): score_probeset(lm, sub, layout="ragged")
     with pytest.raises(ValueError, match="batch_size must be >= 1"): score_probeset(lm, sub, batch_size=0)
     with pytest.raises(ValueError, match="differs from the model's device"): score_probeset(lm, sub, device="meta")
     assert score_probeset(lm, ps.subset([])).shape == (0,)

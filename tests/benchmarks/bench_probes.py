@@ -8,7 +8,8 @@ vocab 50,304), fp32. Three scorers, measured in one run, best of `--repeats`:
 Issue 7 asks targets >= 5x faster than naive and >= 2x faster than full.
 
 GPU part (only when CUDA is present): an OLMo-1B-shaped random model (hidden 2048, 16 layers, 16 heads,
-MLP 8192, vocab 50,304) in bf16 scoring all probes in one pass, full vs targets at several batch sizes.
+MLP 8192, vocab 50,304) in bf16 scoring all probes in one pass: full logits, targets-only with sorted
+padded batches, and targets-only with packed rows (several probes per row, no padding), several sizes.
 
     HF_HUB_OFFLINE=1 .venv/bin/python tests/benchmarks/bench_probes.py [--repeats 3] [--naive-sample 0]
 """
@@ -80,13 +81,16 @@ def gpu_bench(tok, ps, repeats):
         return best_of(run, repeats)
 
     ref = None
-    for method in ("full", "targets"):
-        for bs in (64, 256, 1024, 2048):
-            try: t, out = timed(batch_size=bs, method=method)
-            except torch.cuda.OutOfMemoryError:
-                print(f"  {method:8s} batch {bs:5d}: out of memory"); torch.cuda.empty_cache(); continue
-            if ref is None: ref = out
-            print(f"  {method:8s} batch {bs:5d}: {t:7.3f} s   max |diff| vs first = {np.abs(out - ref).max():.3f} nats (bf16)")
+    runs = [dict(method="full", layout="sorted", batch_size=bs) for bs in (256, 1950)]
+    runs += [dict(method="targets", layout="sorted", batch_size=bs) for bs in (256, 512, 1950)]
+    runs += [dict(method="targets", layout="packed", row_tokens=rt, batch_size=bs)
+             for rt in (512, 1024, 2048) for bs in (512, 1024, 1950)]
+    for kw in runs:
+        try: t, out = timed(**kw)
+        except torch.cuda.OutOfMemoryError:
+            print(f"  {kw}: out of memory"); torch.cuda.empty_cache(); continue
+        if ref is None: ref = out
+        print(f"  {str(kw):80s} {t:7.3f} s   max |diff| vs first = {np.abs(out - ref).max():.3f} nats (bf16)")
 
 
 def main():
