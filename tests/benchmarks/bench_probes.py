@@ -49,11 +49,14 @@ def cpu_bench(tok, ps, repeats, naive_sample, batch_size):
     score_probeset(lm, ps, batch_size=batch_size)  # warm-up and build the cached layout
     t_full, full = best_of(lambda: score_probeset(lm, ps, batch_size=batch_size, method="full"), repeats)
     t_fast, fast = best_of(lambda: score_probeset(lm, ps, batch_size=batch_size), repeats)
+    score_probeset(lm, ps, batch_size=batch_size, layout="packed")
+    t_pack, pack = best_of(lambda: score_probeset(lm, ps, batch_size=batch_size, layout="packed"), repeats)
     print(f"CPU, tiny OLMo (2x64, vocab {lm.model.config.vocab_size}), fp32, {len(ps)} probes, {ps.n_tokens:,} tokens, "
           f"batch {batch_size}, torch threads {torch.get_num_threads()}")
     print(f"  naive per-probe      {t_naive:8.3f} s" + (f"  (from {naive_sample} probes, scaled)" if naive_sample else ""))
     print(f"  batched full logits  {t_full:8.3f} s")
     print(f"  targets-only head    {t_fast:8.3f} s")
+    print(f"  targets-only, packed {t_pack:8.3f} s  (max |packed - naive| = {np.abs(pack[ref_idx] - ref).max():.2e})")
     print(f"  speed-up vs naive {t_naive / t_fast:6.1f}x (need >= 5)   vs batched full logits {t_full / t_fast:5.1f}x (need >= 2)")
     print(f"  max |targets - naive| = {np.abs(fast[ref_idx] - ref).max():.2e}   max |full - naive| = {np.abs(full[ref_idx] - ref).max():.2e}")
     lm_bf = LM(lm.model, tok, cpu_bf16=True)
@@ -62,21 +65,25 @@ def cpu_bench(tok, ps, repeats, naive_sample, batch_size):
     print(f"  targets-only, bf16 autocast {t_bf:6.3f} s ({t_fast / t_bf:.2f}x vs fp32; max |bf16 - fp32| = {np.abs(bf - fast).max():.3f} nats)")
 
 
-def gpu_bench(tok, ps, repeats):
+def gpu_bench(tok, ps, repeats, smoke=False):
+    "OLMo-1B-shaped random model in bf16 on CUDA; `smoke`: a 2-layer, hidden-128 stand-in on the CPU that runs the same code."
     from transformers import OlmoConfig, OlmoForCausalLM
-    cfg = OlmoConfig(vocab_size=50304, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                     num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=2048,
+    dev = torch.device("cpu" if smoke else "cuda")
+    shape = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4) if smoke else \
+            dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=16)
+    cfg = OlmoConfig(vocab_size=50304, **shape, num_key_value_heads=shape["num_attention_heads"], max_position_embeddings=2048,
                      pad_token_id=1, eos_token_id=50279, tie_word_embeddings=True)
     cfg._attn_implementation = "sdpa"
     torch.manual_seed(0)
-    with torch.device("cuda"): model = OlmoForCausalLM(cfg).to(torch.bfloat16)
+    with torch.device(dev): model = OlmoForCausalLM(cfg).to(torch.bfloat16)
     lm = LM(model, tok)
-    print(f"GPU {torch.cuda.get_device_name()}, OLMo-1B-shaped random model in bf16 ({lm.num_parameters() / 1e9:.2f}B params), "
-          f"{len(ps)} probes, {ps.n_tokens:,} tokens")
+    name = "CPU smoke run of the GPU benchmark" if smoke else torch.cuda.get_device_name()
+    print(f"{name}: OLMo-shaped random model in bf16 ({lm.num_parameters() / 1e9:.3f}B params), {len(ps)} probes, {ps.n_tokens:,} tokens")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def timed(**kw):
         def run():
-            torch.cuda.synchronize(); out = score_probeset(lm, ps, **kw); torch.cuda.synchronize(); return out
+            sync(); out = score_probeset(lm, ps, **kw); sync(); return out
         run()  # warm-up + layout cache
         return best_of(run, repeats)
 
@@ -85,6 +92,7 @@ def gpu_bench(tok, ps, repeats):
     runs += [dict(method="targets", layout="sorted", batch_size=bs) for bs in (256, 512, 1950)]
     runs += [dict(method="targets", layout="packed", row_tokens=rt, batch_size=bs)
              for rt in (512, 1024, 2048) for bs in (512, 1024, 1950)]
+    if smoke: runs = runs[::4]
     for kw in runs:
         try: t, out = timed(**kw)
         except torch.cuda.OutOfMemoryError:
@@ -99,14 +107,18 @@ def main():
     ap.add_argument("--naive-sample", type=int, default=0, help="time the naive loop on N probes and scale (0: all)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--no-cpu", action="store_true")
+    ap.add_argument("--gpu-smoke", action="store_true", help="without CUDA: run the GPU benchmark code on a tiny CPU stand-in")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
+    if args.threads: torch.set_num_threads(args.threads)
     from transformers import PreTrainedTokenizerFast
     tok = PreTrainedTokenizerFast(tokenizer_file=str(SHARED / "tokenizers/olmo-gpt-neox-dolma-v1_5.json"),
                                   eos_token="<|endoftext|>", pad_token="<|padding|>")
     ps = ProbeSet.from_items(load_fictional_knowledge(SHARED / "fictional-knowledge"), tok)
     if not args.no_cpu: cpu_bench(tok, ps, args.repeats, args.naive_sample, args.batch_size)
     if torch.cuda.is_available(): gpu_bench(tok, ps, args.repeats)
-    else: print("GPU benchmark skipped: no CUDA device")
+    elif args.gpu_smoke: gpu_bench(tok, ps.subset(np.arange(0, len(ps), 10)), 1, smoke=True)
+    else: print("GPU benchmark skipped: no CUDA device (--gpu-smoke runs its code on a small CPU stand-in)")
 
 
 if __name__ == "__main__":
