@@ -15,7 +15,7 @@ from ffka.sweep import EXPERIMENTS, PIPELINE_DEFAULTS, experiments_dir, load_yam
 
 EXP = experiments_dir()
 FIGURES = {"e01_dynamics": ["fig2_dynamics", "fig2_control_drift"], "e02_effectivity": ["fig3_effectivity"],
-           "e03_forgetting": ["fig4_forgetting"], "e04_batch_size": ["fig5_batch_size"]}
+           "e03_forgetting": ["fig4_forgetting", "fig4_forgetting_corrected"], "e04_batch_size": ["fig5_batch_size"]}
 TABLES = {"e01_dynamics": ["dynamics", "effectivity", "drift", "findings"], "e02_effectivity": ["effectivity", "findings"],
           "e03_forgetting": ["curves", "fits", "fits_corrected", "decay_table", "findings"],
           "e04_batch_size": ["curves", "fits", "thresholds", "findings"]}
