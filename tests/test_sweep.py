@@ -193,3 +193,29 @@ def test_paper_params_files_are_complete():
         assert p["model"].startswith("allenai/OLMo") and p["batch_size"] == 2048 and p["seq_len"] == 2048
         assert p["knowledge_source"] == "kaist-ai/fictional-knowledge" and p["steps"] == 2500
         assert p["scenario_counts"] == {"paraphrase": 40, "duplication": 40, "once": 40, "control": 10}
+
+
+def test_paper_lr_settings_resolve_to_science_values():
+    "The paper params give OLMo-7B's continued linear LR (science.md §2.3) and the constant small-batch LRs."
+    from ffka.sweep import pipeline_config, _lr_schedule
+    exp = sweep.experiments_dir()
+    p = load_yaml(exp / "params" / "paper_e02.yaml")
+    for stage, lr0 in (("early", 2.79879e-4), ("mid", 2.3737e-4), ("late", 1.0102e-4)):
+        cfg = pipeline_config(p, stage)
+        start = cfg["start_step"][stage]
+        assert abs(_lr_schedule(cfg, {})(start) - lr0) < 2e-8, stage
+    one_b = pipeline_config(p, "mid", **p["size_variants"]["1B"])       # footnote 5: 1B mid at the 7B mid LR
+    assert one_b["model"] == "allenai/OLMo-1B-hf" and abs(_lr_schedule(one_b, {})(113000) - 2.3737e-4) < 2e-8
+    p4 = load_yaml(exp / "params" / "paper_e04.yaml")
+    small = pipeline_config(p4, "mid", batch_size=2048 // p4["batch_ratio"], lr=p4["small_lr"], optimizer=p4["small_optimizer"])
+    s = _lr_schedule(small, {})
+    assert small["batch_size"] == 128 and s.kind == "constant" and s(0) == s(10**6) == 0.00023737
+    with pytest.raises(ValueError, match="carries no LR schedule"):
+        _lr_schedule(pipeline_config({**p, "lr": None}, "mid"), {"lr_schedule": None})
+
+
+def test_missing_token_file_is_a_clear_error(tmp_path):
+    from ffka.sweep import pipeline_config, make_stream, Knowledge
+    cfg = pipeline_config({"data_source": str(tmp_path / "dolma.npy")}, "mid")
+    with pytest.raises(FileNotFoundError, match="token file not found"):
+        make_stream(cfg, Knowledge([], {}, None), {})
