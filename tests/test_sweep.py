@@ -219,3 +219,14 @@ def test_missing_token_file_is_a_clear_error(tmp_path):
     cfg = pipeline_config({"data_source": str(tmp_path / "dolma.npy")}, "mid")
     with pytest.raises(FileNotFoundError, match="token file not found"):
         make_stream(cfg, Knowledge([], {}, None), {})
+
+
+def test_run_notebook_keeps_the_order_of_mapping_parameters(tmp_path):
+    "e02 reads size_variants in the order given (smaller model first): the runner must not sort nested keys."
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("variants = {}\nrun_dir = ''", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("from pathlib import Path\nPath(run_dir, 'order.txt').write_text(','.join(variants))")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "o.ipynb")
+    d = run_notebook(tmp_path / "o.ipynb", {"variants": {"d64": {}, "d128": {}, "a": {}}}, tmp_path / "r")
+    assert (d / "order.txt").read_text() == "d64,d128,a"
