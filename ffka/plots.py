@@ -79,7 +79,7 @@ def savefig(fig: matplotlib.figure.Figure, # the figure to write
     for fmt in formats:
         path = out / f"{name}.{fmt}"
         meta = {"CreationDate": None} if fmt == "pdf" else {"Software": "ffka"} if fmt == "png" else None
-        fig.savefig(path, format=fmt, metadata=meta)
+        fig.savefig(path, format=fmt, metadata=meta, bbox_inches="tight")  # legends placed outside the axes stay in
         paths.append(path)
     if close: plt.close(fig)
     log.info("wrote %s", ", ".join(map(str, paths)))
@@ -345,10 +345,15 @@ def plot_threshold(curves: pd.DataFrame,       # tidy: scenario, kind, t, retain
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xscale("log"); ax.set_xlabel("Tokens since the last LAM")
         ax.set_title(SCENARIO_NAMES.get(scen, scen), fontsize="medium")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize="x-small")
     axes[0, 0].set_ylabel("Avg. R(q,t)")
     if title: fig.suptitle(title)
-    fig.tight_layout()
+    # one legend for the figure: colour = probe kind, line style / marker = the compared setting
+    # (each line's x-intercept tau is marked with an x; the values are in the fits table)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=KIND_COLORS.get(k), lw=1.6, label=kind_label(k)) for k in kinds]
+    handles += [Line2D([], [], color="0.35", ls=styles[g], marker=markers[g], lw=1.6, label=f"{by} = {g}") for g in groups]
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.84, 0.5), fontsize="small")
     return fig
 
 # %% ../nbs/08_plots.ipynb #8b94a5a1

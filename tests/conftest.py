@@ -26,3 +26,11 @@ def olmo_tokenizer():
     if not OLMO_TOKENIZER.is_file(): pytest.skip(f"OLMo tokenizer not found at {OLMO_TOKENIZER}")
     from transformers import PreTrainedTokenizerFast
     return PreTrainedTokenizerFast(tokenizer_file=str(OLMO_TOKENIZER), eos_token="<|endoftext|>", pad_token="<|padding|>")
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    "One torch thread for a module: on a shared 2-core machine two threads per process oversubscribe it (4x slower here)."
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

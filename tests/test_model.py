@@ -10,12 +10,7 @@ from ffka.model import LM, eval_mode, hub_offline, load_training_state, rng_stat
 D = dict(n_layers=2, d_model=64, n_heads=4, mlp_hidden=128)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "One torch thread: on the shared 2-core machine, two threads per process oversubscribe it (4x slower here)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,7 @@ from ffka.probes import (ProbeSet, score_probeset, score_probes, score_probes_na
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    "One torch thread: on the shared 2-core machine, two threads per process oversubscribe it (4x slower here)."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
