@@ -350,7 +350,7 @@ PIPELINE_DEFAULTS = dict(
     model="tiny", model_revisions={}, dtype=None,
     tiny_model={"n_layers": 2, "d_model": 128, "n_heads": 4, "mlp_hidden": 512},
     vocab_size=2048, tokenizer_chars=2_000_000,
-    base_steps=1500, base_stages={"early": 400, "mid": 650, "late": 900}, base_lr=3e-3, base_warmup=50, base_batch_size=16,
+    base_steps=2000, base_stages={"early": 550, "mid": 800, "late": 1050}, base_lr=3e-3, base_warmup=50, base_batch_size=16,
     data_source="world", data_dtype="uint16", data_start_row=0, seq_len=256,
     steps=250, interval_steps=10, n_injections=10, window=5, cadence="windows", n_grid=40,
     batch_size=24, grad_accum=1, lr=None, start_step=None, optimizer="continue",

@@ -507,13 +507,13 @@ def _world_hash(world) -> str:
     import itertools
     return hashlib.sha256("\n".join(itertools.islice(world.background_paragraphs(seed=0), 64)).encode()).hexdigest()[:16]
 
-BASE_STAGES = {"early": 400, "mid": 650, "late": 900}  # the default stage steps (of total_steps=1500)
+BASE_STAGES = {"early": 550, "mid": 800, "late": 1050}  # the default stage steps (of total_steps=2000)
 
 def pretrain_base(world,                               # ffka.world World (its background stream is the data)
                   tokenizer,                           # its tokenizer
                   *,
                   stages: Mapping[str, int] = BASE_STAGES, # stage name -> step at which the checkpoint is kept
-                  total_steps: int = 1500,             # planned pretraining length: the LR schedule spans it
+                  total_steps: int = 2000,             # planned pretraining length: the LR schedule spans it
                   lr_schedule: LRSchedule | None = None, # default: cosine, lr 3e-3, warmup 50, over total_steps, alpha_f 0.1
                   batch_size: int = 24,                # rows per update (CPU_PROTOCOL's)
                   seq_len: int = 256,                  # row length
