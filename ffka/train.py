@@ -26,18 +26,19 @@ __all__ = ['log', 'BASE_STAGES', 'PAPER_PROTOCOL', 'CPU_PROTOCOL', 'RowStream', 
            'run_injection', 'default_cache_dir', 'pretrain_base', 'load_base', 'Protocol']
 
 # %% ../nbs/05_train.ipynb #fd65a81d
-class RowStream:
-    "Base class: token rows of length `seq_len`, read in order; `position` counts the rows handed out."
+from abc import ABC, abstractmethod
+class RowStream(ABC):
+    "Abstract base: token rows of length `seq_len`, read in order; `position` counts the rows handed out."
     seq_len: int
     position: int = 0
 
+    @abstractmethod
     def take(self, n: int) -> np.ndarray:
         "The next `n` rows as an int64 array `[n, seq_len]`."
-        raise NotImplementedError
 
+    @abstractmethod
     def seek(self, row: int) -> "RowStream":
         "Continue from absolute row `row`."
-        raise NotImplementedError
 
     def batch(self, n: int, device=None) -> torch.Tensor:
         "The next `n` rows as a LongTensor."
