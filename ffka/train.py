@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_train.ipynb #d9dcbc7f
 from __future__ import annotations
-import hashlib, json, logging, math, os, shutil, subprocess, time
+import contextlib, hashlib, json, logging, math, os, random, shutil, subprocess, time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from .data import scenario_of
 from .schedule import InjectionSchedule, inject_batch, injection_stats, injection_steps
-from .model import LM, rng_state, set_rng_state, eval_mode, load_training_state
+from .model import LM, rng_state, set_rng_state, load_training_state
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,6 @@ __all__ = ['log', 'BASE_STAGES', 'PAPER_PROTOCOL', 'CPU_PROTOCOL', 'RowStream', 
            'run_injection', 'default_cache_dir', 'pretrain_base', 'load_base', 'Protocol']
 
 # %% ../nbs/05_train.ipynb #fd65a81d
-from abc import ABC, abstractmethod
 class RowStream(ABC):
     "Abstract base: token rows of length `seq_len`, read in order; `position` counts the rows handed out."
     seq_len: int
@@ -305,6 +305,21 @@ def _lm_loss(model, ids: torch.Tensor) -> torch.Tensor:
     logits = model(input_ids=ids).logits
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1))
 
+def _train_step(model, opt, batch: torch.Tensor, lr: float, autocast: Callable, # autocast: a context-manager factory
+                grad_accum: int = 1, clip: float | None = 1.0) -> float:
+    "One optimizer update on `batch` (split into `grad_accum` micro-batches); returns the mean loss. Shared by pretraining and injection runs."
+    for g in opt.param_groups: g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=batch.device)
+    for mb in batch.split(batch.size(0) // grad_accum):
+        with autocast():
+            loss = _lm_loss(model, mb) / grad_accum
+        loss.backward()
+        total += loss.detach()
+    if clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    return float(total)
+
 def _latest_checkpoint(out_dir: Path) -> Path | None:
     d = out_dir / "checkpoints"
     done = sorted((p for p in d.glob("step*") if (p / "training_state.pt").is_file()), key=lambda p: int(p.name[4:])) if d.is_dir() else []
@@ -402,9 +417,9 @@ def run_injection(lm: LM,                                   # the model to train
 
     opt = torch.optim.AdamW(model.parameters(), lr=sched(start_step), betas=tuple(betas), weight_decay=weight_decay, eps=eps)
     if optimizer_state is not None: opt.load_state_dict(optimizer_state)
-    use_ac = (device.type == "cuda") if autocast is None else bool(autocast)
-    ac = (lambda: lm.autocast()) if autocast is None else (
-        (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) if use_ac else (lambda: __import__("contextlib").nullcontext()))
+    def ac():
+        if autocast is None: return lm.autocast()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
 
     steps_logged, rows, losses = [], [], []
     timing = dict(train_s=0.0, probe_s=0.0, checkpoint_s=0.0, data_s=0.0, n_probe_passes=0)
@@ -422,12 +437,11 @@ def run_injection(lm: LM,                                   # the model to train
         set_rng_state(ts["rng"])
         log.info("resumed from %s at step %d", ckpt, step0)
     else:
-        torch.manual_seed(seed); np.random.seed(seed); __import__("random").seed(seed)
+        torch.manual_seed(seed); np.random.seed(seed); random.seed(seed)
 
     def score():
         t0 = time.perf_counter()
-        with eval_mode(model), torch.no_grad():
-            v = np.asarray(score_probeset(lm, probes, batch_size=probe_batch_size), dtype=np.float64)
+        v = score_probeset(lm, probes, batch_size=probe_batch_size)   # eval mode + inference_mode inside, train mode restored
         timing["probe_s"] += time.perf_counter() - t0; timing["n_probe_passes"] += 1
         return v
 
@@ -454,7 +468,6 @@ def run_injection(lm: LM,                                   # the model to train
     if step0 == 0 and 0 in log_set:
         steps_logged.append(0); rows.append(score())
     model.train()
-    micro = batch_size // grad_accum
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -466,17 +479,7 @@ def run_injection(lm: LM,                                   # the model to train
         batch = batch.to(device)
         t1 = time.perf_counter()
         lr = sched(start_step + s)
-        for g in opt.param_groups: g["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=device)
-        for mb in batch.split(micro):
-            with ac():
-                loss = _lm_loss(model, mb) / grad_accum
-            loss.backward()
-            total += loss.detach()
-        if clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        losses.append(float(total))
+        losses.append(_train_step(model, opt, batch, lr, ac, grad_accum, clip))
         timing["data_s"] += t1 - t0; timing["train_s"] += time.perf_counter() - t1
         step = s + 1
         if step in log_set:
@@ -570,12 +573,7 @@ def pretrain_base(world,                               # ffka.world World (its b
         if st == step0 and not done: save(name, 0)
     for s in range(step0, max(todo.values())):
         batch = stream.batch(batch_size).to(dev)
-        for g in opt.param_groups: g["lr"] = sched(s)
-        opt.zero_grad(set_to_none=True)
-        with lm.autocast(): loss = _lm_loss(model, batch)
-        loss.backward()
-        if clip is not None: torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step(); losses.append(float(loss.detach()))
+        losses.append(_train_step(model, opt, batch, sched(s), lm.autocast, 1, clip))
         if bar is not None: bar.update(1)
         for name, st in todo.items():
             if st == s + 1: save(name, s + 1)
