@@ -19,8 +19,8 @@ NO_STEP = -1         # returned by `local_acquisition_max` when the window holds
 # %% auto #0
 __all__ = ['log', 'WINDOW', 'IQR_K', 'IQR_K_PAPER', 'NO_STEP', 'local_acquisition_max', 'effectivity', 'retainability',
            'local_retainability', 'iqr_keep', 'remove_outliers_iqr', 'filtered_mean', 'mean_retainability',
-           'control_drift', 'drift_corrected_scores', 'effectivity_table', 'mean_effectivity', 'step_effectivity',
-           'retainability_matrix', 'retainability_curves', 'SimpleLog']
+           'log_window', 'control_drift', 'drift_corrected_scores', 'effectivity_table', 'mean_effectivity',
+           'step_effectivity', 'retainability_matrix', 'retainability_curves', 'SimpleLog']
 
 # %% ../nbs/06_metrics.ipynb #c8ca3ad7
 def _scores2d(scores) -> tuple[np.ndarray, bool]:
@@ -240,6 +240,18 @@ def _log_fields(plog):
     inj = {int(k): sorted(int(s) for s in v) for k, v in dict(plog.injections).items()}
     return steps, scores, probes, inj
 
+def log_window(plog, # ProbeLog-like; its `meta` records the run's protocol
+               window:int|None=None, # an explicit LAM window wins over the log's
+              ) -> int:
+    "The LAM window to analyse `plog` with: `window` if given, else the one its run used (`meta['protocol']['window']`)."
+    if window is not None:
+        if isinstance(window, bool) or int(window) != window or window < 1: raise ValueError(f"window: must be a whole number >= 1, got {window!r}")
+        return int(window)
+    meta = getattr(plog, "meta", None) or {}
+    w = (meta.get("protocol") or {}).get("window", (meta.get("params") or {}).get("window"))  # "params": logs written before ffka 0.2
+    if w is None: raise ValueError("window: not given, and the log's metadata records no protocol window (pass window=...)")
+    return int(w)
+
 def control_drift(plog, # ProbeLog-like
                   k:float|None=IQR_K, # IQR multiplier for the mean across control probes at each step
                   control:str="control", # scenario name of the never-injected items
@@ -269,12 +281,13 @@ def drift_corrected_scores(plog, # ProbeLog-like
 
 # %% ../nbs/06_metrics.ipynb #44b14d12
 def effectivity_table(plog, # ProbeLog-like
-                      window:int=WINDOW, # LAM window
+                      window:int|None=None, # LAM window (None: the one the run used, from its metadata)
                       k:float|None=IQR_K, # IQR multiplier of the drift estimate
                       control:str="control", # scenario name of the never-injected items (placebo rows)
                      ) -> pd.DataFrame:
     "One row per (probe, injection): LAM, raw and drift-corrected effectivity, failure flag; placebo rows for controls."
     steps, scores, probes, inj = _log_fields(plog)
+    window = log_window(plog, window)
     corr = drift_corrected_scores(plog, k, control)
     all_steps = sorted({s for v in inj.values() for s in v})
     cols_out = list(_PROBE_COLS) + ["probe", "injection", "injection_step", "placebo", "lam_step", "score_pre",
@@ -313,7 +326,7 @@ def _pool(tab, k, exclude_failures, col="effectivity"):
 def mean_effectivity(log_or_table, # ProbeLog-like, or the output of `effectivity_table`
                      k:float|None=IQR_K, # IQR multiplier (paper text 1.5, official code 2.0)
                      exclude_failures:bool=False, # drop negative gains before pooling (paper App. H; the code keeps them)
-                     window:int=WINDOW, # LAM window (when a log is given)
+                     window:int|None=None, # LAM window when a log is given (None: the run's, from its metadata)
                      control:str="control", # scenario name of the never-injected items
                     ) -> pd.DataFrame:
     "Scenario × kind mean effectivity (pooled, IQR-filtered), drift-corrected and net of the control placebo."
@@ -331,7 +344,7 @@ def mean_effectivity(log_or_table, # ProbeLog-like, or the output of `effectivit
 def step_effectivity(log_or_table, # ProbeLog-like, or the output of `effectivity_table`
                      k:float|None=IQR_K, # IQR multiplier
                      exclude_failures:bool=False, # drop negative gains first (paper App. H)
-                     window:int=WINDOW, # LAM window (when a log is given)
+                     window:int|None=None, # LAM window when a log is given (None: the run's, from its metadata)
                      control:str="control", # scenario name of the never-injected items
                     ) -> pd.DataFrame:
     "Mean effectivity per scenario × kind × injection ordinal (paper App. H), IQR-filtered per injection."
@@ -349,14 +362,16 @@ def step_effectivity(log_or_table, # ProbeLog-like, or the output of `effectivit
 def retainability_matrix(plog, # ProbeLog-like
                          scenario:str, # scenario name
                          kind:str, # probe kind
-                         window:int=WINDOW, # LAM window
+                         window:int|None=None, # LAM window (None: the run's, from its metadata)
                          t_max:int|None=None, # cap on t (default: each item's S − t_last − window)
                          corrected:bool=False, # use drift-corrected scores
                          k:float|None=IQR_K, # IQR multiplier of the drift estimate (corrected only)
                          control:str="control", # scenario of the never-injected items
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    "(t, R[n_t, n_probes]) for the probes of one scenario × kind; NaN where a probe has no value at t."
+                         return_items:bool=False, # also return the item id of every column (the bootstrap's clusters)
+                        ):
+    "(t, R[n_t, n_probes]) for the probes of one scenario × kind (+ item id per column); NaN where a probe has no value at t."
     steps, scores, probes, inj = _log_fields(plog)
+    window = log_window(plog, window)
     if corrected: scores = drift_corrected_scores(plog, k, control)
     sel = probes[(probes.scenario == scenario) & (probes.kind == kind)]
     parts = []
@@ -364,24 +379,28 @@ def retainability_matrix(plog, # ProbeLog-like
         ts = inj.get(int(item), [])
         if not ts: continue
         t, R = retainability(scores[:, g.index.to_numpy()], ts[-1], window, ts[0], steps, t_max)
-        parts.append((t, R))
-    if not parts: return np.zeros(0, dtype=np.int64), np.zeros((0, 0))
-    t_all = np.unique(np.concatenate([t for t, _ in parts]))
-    out = np.full((len(t_all), sum(R.shape[1] for _, R in parts)), np.nan)
+        parts.append((t, R, int(item)))
+    if not parts:
+        empty = (np.zeros(0, dtype=np.int64), np.zeros((0, 0)))
+        return (*empty, np.zeros(0, dtype=np.int64)) if return_items else empty
+    t_all = np.unique(np.concatenate([t for t, _, _ in parts]))
+    out = np.full((len(t_all), sum(R.shape[1] for _, R, _ in parts)), np.nan)
     c = 0
-    for t, R in parts:
+    for t, R, _ in parts:
         out[np.searchsorted(t_all, t), c:c + R.shape[1]] = R
         c += R.shape[1]
-    return t_all, out
+    if not return_items: return t_all, out
+    return t_all, out, np.concatenate([np.full(R.shape[1], item, dtype=np.int64) for _, R, item in parts])
 
 def retainability_curves(plog, # ProbeLog-like
                          k:float|None=IQR_K, # IQR multiplier across probes at each t
-                         window:int=WINDOW, # LAM window
+                         window:int|None=None, # LAM window (None: the run's, from its metadata)
                          t_max:int|None=None, # cap on t (the official code: len(log) − 951 for every scenario)
                          control:str="control", # scenario of the never-injected items
                         ) -> pd.DataFrame:
     "Mean retainability curve per scenario × kind (IQR across probes at each t), raw and drift-corrected."
     _, _, probes, _ = _log_fields(plog)
+    window = log_window(plog, window)
     rows = []
     keys = probes[probes.scenario.notna() & (probes.scenario != control)][["scenario", "kind"]].drop_duplicates()
     for scen, kind in keys.itertuples(index=False):

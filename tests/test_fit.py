@@ -179,7 +179,7 @@ def test_forgetting_table_dense_gapped_and_corrected():
                 l = -3 + 2e-4 * s + 0.01 * rng.standard_normal(len(s))
                 if scen == "once": l += np.where(s >= 1, 0.5 * (1 - 0.2 * np.log10(np.maximum(s, 1))), 0)
                 cols.append(l); rows.append(dict(item_id=item, kind=kind, index=j, scenario=scen))
-    lg = SimpleLog(s, np.stack(cols, 1), pd.DataFrame(rows), {i: [0] for i in range(14)}, meta=dict(tokens_per_step=2048))
+    lg = SimpleLog(s, np.stack(cols, 1), pd.DataFrame(rows), {i: [0] for i in range(14)}, meta=dict(tokens_per_step=2048, protocol=dict(window=50)))
     raw, corr = forgetting_table(lg), forgetting_table(lg, corrected=True, n_boot=30)
     assert len(raw) == 2 and set(raw.scenario) == {"once"} and not raw.binned.any()
     assert (raw.a < 0.1).all() and (abs(corr.a - 0.2) < 0.02).all()

@@ -47,7 +47,7 @@ def make_log(seed=0, n_items=6, n_probes=5, S=S, layout=LAYOUT, n_control=0):
                     groups[scen][okey].append(-l)                       # the official code works on CE = -ℓ
             item += 1
     if not n_control: groups.pop("control", None)
-    return SimpleLog(s, np.stack(cols, 1), pd.DataFrame(rows), injections), groups
+    return SimpleLog(s, np.stack(cols, 1), pd.DataFrame(rows), injections, {"protocol": {"window": 50}}), groups
 
 
 def windows_steps(layout=LAYOUT, S=S, window=50, n_grid=40):
@@ -60,7 +60,7 @@ def windows_steps(layout=LAYOUT, S=S, window=50, n_grid=40):
 
 
 def subsample(lg, steps):
-    return SimpleLog(steps, lg.scores[steps], lg.probes, lg.injections)
+    return SimpleLog(steps, lg.scores[steps], lg.probes, lg.injections, lg.meta)
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_real_probelog_and_train_windows_cadence(dense):
     train = pytest.importorskip("ffka.train")
     lg, groups, ref_eff, ref_R = dense
     steps = train.probe_steps(S, sorted({t for v in LAYOUT.values() for t in v}), "windows", window=50, n_grid=40)
-    plog = train.ProbeLog(steps, lg.scores[steps], lg.probes, np.zeros(S), lg.injections, dict(tokens_per_step=2048 * 2048))
+    plog = train.ProbeLog(steps, lg.scores[steps], lg.probes, np.zeros(S), lg.injections, dict(tokens_per_step=2048 * 2048, protocol=dict(window=50)))
     me = mean_effectivity(plog).set_index(["scenario", "kind"])
     for scen in LAYOUT:
         for kind, okey in KINDS.items():
@@ -201,7 +201,7 @@ def test_real_probelog_and_train_windows_cadence(dense):
 def test_control_drift_and_corrections():
     lg, _ = make_log(1, n_items=4, n_probes=3, S=1200, n_control=4)
     drift = 2e-4 * lg.steps                                   # everyone learns the background
-    lg = SimpleLog(lg.steps, lg.scores + drift[:, None], lg.probes, lg.injections)
+    lg = SimpleLog(lg.steps, lg.scores + drift[:, None], lg.probes, lg.injections, lg.meta)
     d = control_drift(lg)
     for kind in KINDS:
         dk = d[d.kind == kind]
@@ -226,7 +226,7 @@ def test_tidy_handles_nan_unassigned_and_bad_logs():
     sc[::7, ::3] = np.nan
     probes = lg.probes.copy()
     probes.loc[probes.item_id == 0, "scenario"] = None           # e.g. items 120-129 of the paper
-    bad = SimpleLog(lg.steps, sc, probes, lg.injections)
+    bad = SimpleLog(lg.steps, sc, probes, lg.injections, lg.meta)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         tab = effectivity_table(bad)
@@ -235,7 +235,7 @@ def test_tidy_handles_nan_unassigned_and_bad_logs():
             num = f.select_dtypes("number").to_numpy(dtype=float)
             assert not np.isinf(num).any()
     with pytest.raises(ValueError, match="log.probes"):
-        effectivity_table(SimpleLog(lg.steps, lg.scores, lg.probes.iloc[:-1], lg.injections))
+        effectivity_table(SimpleLog(lg.steps, lg.scores, lg.probes.iloc[:-1], lg.injections, lg.meta))
     with pytest.raises(TypeError, match="injections"):
         effectivity_table(type("X", (), dict(steps=lg.steps, scores=lg.scores, probes=lg.probes))())
 

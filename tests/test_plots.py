@@ -38,7 +38,7 @@ def synthetic_log(seed=0, n_items=3, n_steps=120, interval=10, n_inj=4, decay=No
             v = v + np.where(steps > t, jump[kind] * np.clip(1 - decay[scen] * np.log10(dt), 0, None), 0.0)
         scores[:, p] = v + 0.01 * rng.standard_normal(len(steps))
     probes = pd.DataFrame([r[:4] for r in rows], columns=["item_id", "kind", "index", "scenario"])
-    return SimpleLog(steps, scores, probes, inj, {"tokens_per_step": 4096})
+    return SimpleLog(steps, scores, probes, inj, {"tokens_per_step": 4096, "protocol": {"window": 50}})
 
 
 @pytest.fixture(scope="module")
