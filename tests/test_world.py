@@ -297,10 +297,11 @@ def test_expected_rates(world):
 
 
 def test_exposure_counting_is_fast(world):
-    import time
-    t0 = time.perf_counter(); world.exposure_events(100_000); dt_plan = time.perf_counter() - t0
-    t0 = time.perf_counter(); sum(1 for _ in itertools.islice(world.background_records(), 20_000)); dt_text = time.perf_counter() - t0
-    assert dt_plan < 3 * dt_text           # 5x the paragraphs in less than 3x the time of rendering them
+    "A ratio measured in one run (best of 3 each): counting 100,000 paragraphs' exposures costs less than rendering 50,000."
+    import timeit
+    dt_plan = min(timeit.repeat(lambda: world.exposure_events(100_000), number=1, repeat=3))
+    dt_text = min(timeit.repeat(lambda: sum(1 for _ in itertools.islice(world.background_records(), 50_000)), number=1, repeat=3))
+    assert dt_plan < dt_text, (dt_plan, dt_text)     # measured here: about 6x faster per paragraph
 
 
 def test_frequency_profiles():
