@@ -72,3 +72,11 @@ def test_hub_model_without_optimizer_state_is_refused_before_training(cache, mon
     from ffka.train import Start
     monkeypatch.setattr(pipeline, "base_model", lambda cfg, kn, stage, progress=False: (None, Start(0, None, None)))
     with pytest.raises(ValueError, match="has no saved optimizer state"): injection_run(c.replace(seed=9), "mid", cache=False)
+
+
+def test_each_seed_draws_its_own_items_over_one_background(cache):
+    c = profile("smoke")
+    a, b = pipeline.knowledge_setup(c), pipeline.knowledge_setup(c.replace(seed=1))
+    assert a.world.background_fingerprint() == b.world.background_fingerprint()
+    assert a.tokenizer.backend_tokenizer.to_str() == b.tokenizer.backend_tokenizer.to_str()
+    assert {it.context for it in a.items}.isdisjoint({it.context for it in b.items})
