@@ -325,10 +325,9 @@ def leaked_words(world: World, n_paragraphs: int = 20_000, seed: int = 0) -> set
 EOS_TOKEN, PAD_TOKEN = "<|endoftext|>", "<|pad|>"
 
 def tokenizer_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    "Where tokenizers are cached: `cache_dir`, else `$FFKA_CACHE/tokenizers`, else `~/.cache/ffka/tokenizers`."
-    if cache_dir is not None: return Path(cache_dir).expanduser()
-    if os.environ.get("FFKA_CACHE"): return Path(os.environ["FFKA_CACHE"]).expanduser() / "tokenizers"
-    return Path("~/.cache/ffka/tokenizers").expanduser()
+    "Where tokenizers are cached: `cache_dir`, else the `tokenizers` folder of ffka's one cache home (`ffka.core.cache_dir`)."
+    from ffka.core import cache_dir as _home
+    return Path(cache_dir).expanduser() if cache_dir is not None else _home("tokenizers")
 
 def tokenizer_key(world: World, vocab_size: int, n_chars: int, seed: int, min_frequency: int) -> str:
     "The cache key: a hash of the background world and every training setting."
