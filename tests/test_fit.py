@@ -167,7 +167,7 @@ def test_binned_bootstrap_coverage_on_gapped_logs():
 
 
 def test_forgetting_table_dense_gapped_and_corrected():
-    from ffka.metrics import SimpleLog
+    from ffka.testing import SimpleLog
     rng = np.random.default_rng(0)
     S = 1200
     s = np.arange(S + 1)

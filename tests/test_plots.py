@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 from ffka import plots
 from ffka.data import PROBE_KINDS
-from ffka.metrics import SimpleLog, mean_effectivity, retainability_curves
+from ffka.metrics import mean_effectivity, retainability_curves
+from ffka.testing import SimpleLog
 from ffka.fit import forgetting_table
 
 
