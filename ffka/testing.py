@@ -19,7 +19,8 @@ from .data import PROBE_KINDS, KnowledgeItem, Probe
 # %% auto #0
 __all__ = ['NO_SHARED_ENV', 'OLMO_TOKENIZER_FILE', 'FICTIONAL_KNOWLEDGE_DIR', 'EOS', 'PAD', 'STANDIN_NAME', 'shared_data',
            'olmo_tokenizer', 'standin_tokenizer', 'is_standin', 'olmo_tokenizer_or_standin', 'standin_items',
-           'fictional_knowledge_or_standin', 'merge_tokenizer', 'ShiftLM', 'SimpleLog', 'toy_log']
+           'fictional_knowledge_or_standin', 'merge_tokenizer', 'ShiftLM', 'SimpleLog', 'toy_log', 'render_readme',
+           'write_readme']
 
 # %% ../nbs/12_testing.ipynb #de8a2bed
 NO_SHARED_ENV = "FFKA_NO_SHARED"  # set to 1 to hide ../shared/data: the view of a fresh clone
@@ -192,3 +193,34 @@ def toy_log(seed:int=0, # noise seed
     protocol = dict(steps=S, interval_steps=int(np.diff(inj)[0]) if len(inj) > 1 else None, n_injections=len(inj),
                     window=window, cadence="every", n_grid=None)
     return SimpleLog(s, np.stack(cols, 1), pd.DataFrame(rows), injections, meta={"protocol": protocol, "seed": seed})
+
+# %% ../nbs/12_testing.ipynb #8977f092
+import re as _re
+_DIRECTIVE = _re.compile(r"^\s*#\s*\|\s*(.*)$")
+
+def render_readme(nb: dict) -> str:
+    "The README text of a notebook (a dict as read from .ipynb JSON): markdown, code without directives, text outputs."
+    parts = []
+    for cell in nb["cells"]:
+        src = "".join(cell.get("source", ""))
+        dirs = [m.group(1).strip() for line in src.splitlines() if (m := _DIRECTIVE.match(line))]
+        if any(d.split()[:1] in (["hide"], ["exporti"]) or d.startswith("include: false") for d in dirs): continue
+        if cell["cell_type"] == "markdown": parts.append(src.strip("\n")); continue
+        code = "\n".join(l for l in src.splitlines() if not _DIRECTIVE.match(l)).strip("\n")
+        if code and not any(d.startswith("echo: false") for d in dirs): parts.append(f"```python\n{code}\n```")
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            text = out.get("text") or data.get("text/markdown") or data.get("text/plain")
+            if text:
+                text = "".join(text).rstrip("\n")
+                parts.append(text if "text/markdown" in data else "    " + text.replace("\n", "\n    "))
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+def write_readme(root=None) -> Path: # the checkout (default: ffka.core.repo_root())
+    "Regenerate README.md of the checkout from its readme notebook (settings.ini readme_nb)."
+    import configparser, json
+    from ffka.core import atomic_write, repo_root
+    root = Path(root or repo_root())
+    cfg = configparser.ConfigParser(delimiters=["="]); cfg.read(root / "settings.ini")
+    nb = root / cfg["DEFAULT"].get("nbs_path", "nbs") / cfg["DEFAULT"].get("readme_nb", "index.ipynb")
+    return atomic_write(root / "README.md", render_readme(json.loads(nb.read_text(encoding="utf-8"))))
