@@ -11,7 +11,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZ
 STAMP := $(VENV)/.ffka-installed
 QUICK ?=
 
-.PHONY: install reproduce test sync-check nbtest pytest readme clean-runs
+.PHONY: install reproduce test sync-check nbtest nbtest-noshared pytest readme clean-runs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,12 @@ install: $(STAMP)
 reproduce: $(STAMP)
 	$(OFFLINE) $(BIN)/ffka reproduce $(if $(QUICK),--quick,)
 
-## The whole test suite: notebook/package sync, notebook tests, pytest (its summary line last).
+## The whole test suite: notebook/package sync, notebook tests (with the reference data and, as a user's fresh
+## clone has it, without), pytest (its summary line last).
 test: $(STAMP)
 	$(MAKE) --no-print-directory sync-check
 	$(MAKE) --no-print-directory nbtest
+	$(MAKE) --no-print-directory nbtest-noshared
 	$(MAKE) --no-print-directory pytest
 
 sync-check:
@@ -44,6 +46,12 @@ sync-check:
 
 nbtest:
 	$(OFFLINE) $(BIN)/nbdev_test --n_workers 2
+
+# The notebooks once more in a copy of the checkout with no ../shared beside it: what a user's clone sees.
+nbtest-noshared:
+	@d=$$(mktemp -d) && git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -xf - -C $$d && \
+	  echo "nbtest without ../shared in $$d" && cd $$d && FFKA_NO_SHARED=1 $(OFFLINE) $(CURDIR)/$(BIN)/nbdev_test --n_workers 2; \
+	  rc=$$?; rm -rf $$d; exit $$rc
 
 pytest:
 	$(OFFLINE) $(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
