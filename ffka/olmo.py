@@ -258,7 +258,7 @@ class OlmoCheckpoint:
     "An OLMo checkpoint as an ffka `LM`, with OLMo's step, config, LR schedule and (trainer checkpoints) optimizer state."
     lm: LM                            # the converted model (transformers OlmoForCausalLM), fp32 unless asked
     step: int | None                  # OLMo's global step (train.pt; hub revisions: from the revision name)
-    tokens_seen: int | None           # train.pt global_train_tokens_seen (None for hub revisions)
+    tokens_seen: int | None           # train.pt global_train_tokens_seen (hub revisions: from the name, rounded to 1B)
     config: dict                      # OLMo's config: config.yaml, or {"model": hf_olmo config.json}
     lr_schedule: dict | None          # ffka LRSchedule fields continuing OLMo's schedule (None without a training config)
     source: str                       # the directory or hub id it came from
@@ -354,7 +354,7 @@ def _build_model(hf_cfg, sd: dict):
 
 # %% ../nbs/02a_olmo.ipynb #ddee601d
 def from_olmo_checkpoint(path_or_repo,               # trainer checkpoint directory, hf_olmo directory, or hub id ("allenai/OLMo-7B")
-                         revision: str | None = None,# hub revision, e.g. "step40000-tokens177B"
+                         revision: str | None = None,# hub revision, e.g. "step40000-tokens177B" (for a local hf_olmo snapshot: its name)
                          device=None,                # None: CUDA when available, else CPU
                          dtype=None,                 # weight (and moment) dtype; None: float32, as OLMo's master weights
                          tokenizer=None,             # tokenizer object, tokenizer.json path or hub id; None: the checkpoint's
@@ -365,13 +365,12 @@ def from_olmo_checkpoint(path_or_repo,               # trainer checkpoint direct
     "Load an OLMo trainer checkpoint or hf_olmo hub revision as an ffka `LM` (transformers Olmo) with OLMo's step, schedule and optimizer state."
     import yaml
     name = str(path_or_repo); d = Path(name).expanduser()
-    if d.is_dir():
-        if revision is not None: log.warning("revision %r is ignored for the local directory %s", revision, d)
-        revision = None
+    if d.is_dir(): pass                           # a local hf_olmo snapshot keeps `revision` as its label (the step)
     elif _looks_like_path(name) or d.exists(): raise FileNotFoundError(f"OLMo checkpoint directory {name!r} does not exist")
     else: d = _hub_snapshot(name, revision, cache_dir)
     optim_path = step = tokens = sched = None
     if _layout(d) == "trainer":
+        if revision is not None: log.warning("revision %r is ignored for the trainer checkpoint %s", revision, d); revision = None
         config = yaml.safe_load((d / "config.yaml").read_text())
         sd = _load_state(_first(d, "model.safetensors", "model.pt"))
         optim_path = _first(d, "optim.safetensors", "optim.pt")
@@ -385,8 +384,8 @@ def from_olmo_checkpoint(path_or_repo,               # trainer checkpoint direct
         config = {**tc, "model": json.loads((d / "config.json").read_text())}
         sd = _hf_olmo_weights(d)
         step, billions = parse_revision(revision) if revision else (None, None)
-        if tc and step is not None:   # the schedule from the revision name: tokens rounded to 1B (~10^-9 in LR for OLMo-7B)
-            sched = olmo_lr_schedule(config, step, None if billions is None else billions * 10**9)
+        tokens = None if billions is None else billions * 10**9   # from the revision name: rounded to 1B (~1e-9 in OLMo-7B's LR)
+        if tc and step is not None: sched = olmo_lr_schedule(config, step, tokens)
     model = _build_model(olmo_to_hf_config(config), convert_state_dict(sd, config, dtype=as_dtype(dtype)))
     del sd
     lm = LM(model, _tokenizer(tokenizer, d, config), device=default_device(device), cpu_bf16=cpu_bf16)

@@ -10,7 +10,8 @@ does (global step incremented first, gradient clipping with `clip_grads_and_coll
 `FullCheckpointer` under DDP (the only wrapper that runs on a CPU; FSDP needs an accelerator). That file is the
 id-keyed optimizer layout with DDP's `module.` names. From it the script writes the other layouts OLMo reads:
 id-keyed with FSDP `_fsdp_wrapped_module.` prefixes (older FSDP files), name-keyed with prefixes (FSDP's full optim
-state dict), and the `.safetensors` files (`olmo.safetensors_util`); it checks with OLMo's own
+state dict), the `.safetensors` files (`olmo.safetensors_util`), and the hf_olmo layout of the hub revisions
+(`hf_olmo.convert_olmo_to_hf`: config.json + pytorch_model.bin under `model.transformer.`); it checks with OLMo's own
 `FullCheckpointer._make_optim_state_dict_compatible` that the FSDP layouts are equivalent. Then it saves reference
 logits for a fixed batch, and the clipped gradients and parameters of ONE more training step. The loss is the paper's fork's
 (commit 7e40489): mean cross-entropy over the next-token predictions.
@@ -110,6 +111,10 @@ def _layouts(ddp_dir: Path, out: Path):
     state_dict_to_safetensors_file(torch.load(d / "model.pt", weights_only=True), d / "model.safetensors")
     state_dict_to_safetensors_file(names, d / "optim.safetensors")
     (d / "model.pt").unlink(); (d / "optim.pt").unlink()
+    d = out.parent / f"{out.name}-hf_olmo"; shutil.copytree(ddp_dir, d)   # a hub revision's layout, by OLMo's own converter
+    from hf_olmo.convert_olmo_to_hf import write_config, write_model
+    write_config(str(d)); write_model(str(d))
+    for f in ("config.yaml", "model.pt", "optim.pt", "train.pt"): (d / f).unlink()
     return sorted(p.name for p in out.parent.glob(f"{out.name}-*"))
 
 

@@ -167,6 +167,25 @@ def test_checkpoint_matches_olmo(olmo_checkpoints, olmo_python, variant, layout,
           f"max |param diff| after one step with OLMo's gradients {param_diff:.1e}, with ffka's backward {e2e_diff:.1e} (|grad diff| {grad_diff:.1e})")
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_hf_olmo_layout_matches_olmo(olmo_checkpoints, variant, torch_one_thread):
+    "The hub revisions' layout, written by OLMo's hf_olmo converter: same logits; weights only, so no optimizer state."
+    ref = torch.load(olmo_checkpoints / f"{variant}-reference.pt", weights_only=True)
+    d = olmo_checkpoints / f"{variant}-hf_olmo"
+    assert json.loads((d / "config.json").read_text())["d_model"] == 32 and not (d / "optim.pt").exists()
+    ck = from_olmo_checkpoint(d, device="cpu", tokenizer=toy_tokenizer())
+    assert (ck.step, ck.tokens_seen, ck.lr_schedule, ck.optim_path) == (None, None, None, None)
+    with torch.no_grad():
+        ck.lm.model.eval(); assert (ck.lm.model(ref["x_eval"]).logits - ref["logits"]).abs().max().item() <= 1e-5
+    with pytest.raises(ValueError, match="has no optimizer state"): ck.make_optimizer()
+    import yaml
+    train = {k: v for k, v in yaml.safe_load((olmo_checkpoints / f"{variant}-ddp" / "config.yaml").read_text()).items() if k != "model"}
+    ck = from_olmo_checkpoint(d, revision="step3-tokens0B", device="cpu", tokenizer=toy_tokenizer(), train_config=train)
+    opt = ck.make_optimizer(fresh=True)
+    assert (ck.step, ck.tokens_seen, len(opt.state), opt.defaults["eps"]) == (3, 0, 0, 1e-5)
+    assert ck.lr_schedule == olmo_lr_schedule({**train, "model": ck.config["model"]}, 3, 0) != None   # tokens from the revision name
+
+
 def test_extract_batches_matches_olmo(olmo_memmap, tmp_path, monkeypatch):
     m = json.loads((olmo_memmap / "memmap.json").read_text())
     expected = np.load(olmo_memmap / "expected.npy")
