@@ -4,7 +4,7 @@
 
 # %% ../nbs/02a_olmo.ipynb #1b2303ad
 from __future__ import annotations
-import hashlib, io, json, logging, math, os, pickle, re, time
+import io, json, logging, math, os, pickle, re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -15,6 +15,7 @@ from fastcore.basics import patch
 
 from .model import LM, _check_cached, _looks_like_path, as_dtype, default_device, hub_offline
 from .olmo_data import extract_batches, extract_from_olmo_config  # Dolma in OLMo's order (no torch): re-exported here
+_all_ = ['extract_batches', 'extract_from_olmo_config']
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'OLMO_MODEL_DEFAULTS', 'OLMO_OPTIMIZER_DEFAULTS', 'OLMO_SCHEDULER_DEFAULTS', 'PAPER_CHECKPOINTS',
            'olmo_model_config', 'olmo_to_hf_config', 'convert_state_dict', 'convert_optimizer_state', 'olmo_max_steps',
            'olmo_lr', 'olmo_lr_schedule', 'olmo_param_groups', 'OlmoCheckpoint', 'from_olmo_checkpoint',
-           'parse_revision', 'sort_revisions', 'list_revisions']
+           'parse_revision', 'sort_revisions', 'list_revisions', 'extract_batches', 'extract_from_olmo_config']
 
 # %% ../nbs/02a_olmo.ipynb #78938b98
 OLMO_MODEL_DEFAULTS = dict(  # OLMo's ModelConfig defaults (olmo/config.py, ai2-olmo 0.6.0) for the fields read here
@@ -189,7 +190,9 @@ def _load_state(path: Path, trusted_globals: bool = False) -> dict:
     "A torch.save / safetensors state file, read safely."
     path = Path(path)
     if path.suffix == ".safetensors": return _load_olmo_safetensors(path)
-    if not trusted_globals: return torch.load(path, map_location="cpu", weights_only=True)
+    if not trusted_globals:
+        try: return torch.load(path, map_location="cpu", weights_only=True, mmap=True)   # pages read as converted: no second copy of a 7B model
+        except RuntimeError: return torch.load(path, map_location="cpu", weights_only=True)   # a pre-zipfile torch.save
     with torch.serialization.safe_globals(_train_pt_globals()): return torch.load(path, map_location="cpu", weights_only=True)
 
 # %% ../nbs/02a_olmo.ipynb #1c98139d

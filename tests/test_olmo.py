@@ -6,7 +6,7 @@ then ai2-olmo and what `olmo.model/optim/checkpoint/data/train` import. `tests/o
 writes checkpoints and reference numbers with OLMo's code; the tests read them with ffka in this venv.
 Without PyPI the OLMo tests skip with the reason; under CI=true they fail instead.
 """
-import contextlib, fcntl, hashlib, json, os, shutil, subprocess, sys, time
+import fcntl, hashlib, json, os, shutil, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
