@@ -237,9 +237,9 @@ def olmo_lr_schedule(config: Mapping, step: int, tokens_seen: int | None = None)
     lr, kind, w = float({**OLMO_OPTIMIZER_DEFAULTS, **config.get("optimizer", {})}["learning_rate"]), _KINDS[sc["name"]], int(sc["t_warmup"])
     if sc["name"] == "constant": return dict(kind="constant", lr=lr, warmup_steps=0, total_steps=None, alpha_f=float(sc["alpha_f"]))
     if step + 1 < w: log.warning("step %d is inside OLMo's %d-step warmup: OLMo warms up from warmup_min_lr, LRSchedule from 0", step, w)
-    if kind == "constant": return dict(kind="constant", lr=lr, warmup_steps=max(w - 1, 0), total_steps=None, alpha_f=float(sc["alpha_f"]))
+    if kind == "constant": return dict(kind="constant", lr=lr, warmup_steps=w, total_steps=None, alpha_f=float(sc["alpha_f"]), step_offset=1)
     M = int(sc["t_max"]) if sc["t_max"] is not None else olmo_max_steps(config, step, tokens_seen)
-    return dict(kind=kind, lr=lr, warmup_steps=w - 1, total_steps=M - 1, alpha_f=float(sc["alpha_f"]))
+    return dict(kind=kind, lr=lr, warmup_steps=w, total_steps=M, alpha_f=float(sc["alpha_f"]), step_offset=1)
 
 # %% ../nbs/02a_olmo.ipynb #25032bff
 def olmo_param_groups(model: torch.nn.Module,  # the converted OlmoForCausalLM

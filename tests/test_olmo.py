@@ -117,9 +117,9 @@ def test_checkpoint_matches_olmo(olmo_checkpoints, olmo_python, variant, layout,
 
     # the schedule: LRSchedule(s) == OLMo's get_lr(s + 1) from the end of the warmup on
     sched = LRSchedule(**ck.lr_schedule)
-    assert ck.lr_schedule["total_steps"] == summary["max_steps"] - 1
+    assert ck.lr_schedule["total_steps"] == summary["max_steps"] and ck.lr_schedule["step_offset"] == 1
     for s, lr in summary["lr_table"]:
-        if s >= ck.lr_schedule["warmup_steps"]: assert sched(s) == pytest.approx(lr, rel=1e-12, abs=1e-15), s
+        if s + 1 >= ck.lr_schedule["warmup_steps"]: assert sched(s) == pytest.approx(lr, rel=1e-12, abs=1e-15), s
         assert olmo_lr(ck.config, s + 1, summary["max_steps"]) == pytest.approx(lr, rel=1e-12, abs=1e-15), s
 
     # OLMo's param groups and hyper-parameters
@@ -293,7 +293,7 @@ OLMO_1B = {"model": {"max_sequence_length": 2048}, "optimizer": {"name": "adamw"
     (OLMO_1B, 40000, None, 3.976e-4, 5e-4), (OLMO_1B, 117850, None, 3.785e-4, 5e-4), (OLMO_1B, 358000, None, 2.297e-4, 5e-4)])
 def test_lr_schedule_vs_science(cfg, step, tokens, paper, rel):
     d = olmo_lr_schedule(cfg, step, tokens)
-    assert set(d) == {"kind", "lr", "warmup_steps", "total_steps", "alpha_f"}
+    assert set(d) == {"kind", "lr", "warmup_steps", "total_steps", "alpha_f", "step_offset"}
     lr = LRSchedule(**d)(step)
     assert lr == pytest.approx(paper, rel=rel)
     M = olmo_max_steps(cfg, step, tokens)
