@@ -299,6 +299,17 @@ def make_optimizer(self: OlmoCheckpoint,
                                 "exp_avg": s["exp_avg"].to(p.device, p.dtype), "exp_avg_sq": s["exp_avg_sq"].to(p.device, p.dtype)}
     return opt
 
+# %% ../nbs/02a_olmo.ipynb #2ebcb020
+@patch
+def optimizer_state(self: OlmoCheckpoint) -> dict:
+    "optim.pt's moments and step counts keyed by the converted model's parameter names (ffka.train's name-keyed format)."
+    if self.optim_path is None:
+        raise ValueError(f"{self.source}{'@' + self.revision if self.revision else ''} has no optimizer state (hub revisions hold weights only)")
+    st = convert_optimizer_state(_load_state(self.optim_path), self.config)
+    keep = ("step", "exp_avg", "exp_avg_sq")
+    state = {n: {k: (torch.tensor(float(v), dtype=torch.float32) if k == "step" else v) for k, v in s.items() if k in keep} for n, s in st["state"].items()}
+    return {"format": "ffka.optim-by-name", "state": state, "param_groups": st["param_groups"]}
+
 # %% ../nbs/02a_olmo.ipynb #0b9b2e4e
 def _layout(d: Path) -> str:
     if (d / "config.yaml").is_file() and any((d / f).is_file() for f in ("model.pt", "model.safetensors")): return "trainer"

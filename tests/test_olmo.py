@@ -163,6 +163,21 @@ def test_checkpoint_matches_olmo(olmo_checkpoints, olmo_python, variant, layout,
     opt.step()
     e2e_diff = max((p - after[n]).abs().max().item() for n, p in model.named_parameters())
     assert e2e_diff <= 2e-6, e2e_diff
+    # (3) ffka's own optimizer (ffka.train.make_optimizer, as the paper runs use it) continuing ck.optimizer_state() by name,
+    # its groups rebuilt from an ffka Optimizer configuration set to OLMo's: the same next step as OLMo's.
+    from ffka.config import Optimizer
+    from ffka.train import make_optimizer as ffka_optimizer
+    with torch.no_grad():
+        for n, p in model.named_parameters(): p.copy_(start[n])
+    oc = {**olmo.OLMO_OPTIMIZER_DEFAULTS, **ck.config["optimizer"]}
+    mine = ffka_optimizer(model, Optimizer(betas=tuple(oc["betas"]), eps=float(oc["eps"]), weight_decay=float(oc["weight_decay"]),
+                                           decay_embeddings=bool(oc["decay_embeddings"]), decay_norms=bool(oc["decay_norm_and_bias"])),
+                          lr, ck.optimizer_state())
+    for n, p in model.named_parameters(): p.grad = olmo_grads[n].clone()
+    mine.step()
+    ffka_diff = max((p - after[n]).abs().max().item() for n, p in model.named_parameters())
+    assert ffka_diff <= 1e-7, ffka_diff
+    print(f"\n{variant}-{layout}: ffka.train.make_optimizer continuing optim.pt by name: max |param diff| {ffka_diff:.1e}")
     print(f"\n{variant}-{layout}: ai2-olmo venv built in {MEASURED['venv_build_seconds']} s; max |logit diff| {logit_diff:.1e}; "
           f"max |param diff| after one step with OLMo's gradients {param_diff:.1e}, with ffka's backward {e2e_diff:.1e} (|grad diff| {grad_diff:.1e})")
 
