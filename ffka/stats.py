@@ -17,9 +17,9 @@ VERDICTS = ("holds", "does not hold", "inconclusive")
 
 # %% auto #0
 __all__ = ['SCHEMES', 'DEFAULT_SCHEME', 'VERDICTS', 'OPS', 'FINDING_COLUMNS', 'weighted_percentiles', 'weighted_filtered_mean',
-           'ClusterDraws', 'draw_clusters', 'Interval', 'percentile_interval', 'cluster_bootstrap', 'contrast',
-           'pool_tables', 'bootstrap_effectivity', 'effectivity_contrast', 'verdict', 'equivalence_verdict', 'Finding',
-           'findings_frame', 'Claim']
+           'as_labels', 'ClusterDraws', 'draw_clusters', 'Interval', 'percentile_interval', 'cluster_bootstrap',
+           'pair_strata', 'contrast', 'pool_tables', 'bootstrap_effectivity', 'effectivity_contrast', 'verdict',
+           'equivalence_verdict', 'Finding', 'findings_frame', 'Claim']
 
 # %% ../nbs/07a_stats.ipynb #71ff44ee
 def _lerp(a, b, g):
@@ -34,6 +34,7 @@ def weighted_percentiles(x, # values [..., n]; NaN are never counted
     "Linear percentiles of the last axis of `x` with each value repeated `w` times (NaN where nothing is left)."
     x = np.asarray(x, dtype=np.float64); w = np.asarray(w, dtype=np.float64)
     shape = np.broadcast_shapes(x.shape, w.shape)
+    if shape[-1] == 0: return [np.full(shape[:-1], np.nan) for _ in qs]
     order = np.broadcast_to(np.argsort(x, axis=-1), shape)          # NaN sort last
     xs = np.take_along_axis(np.broadcast_to(x, shape), order, -1)
     ws = np.where(np.isnan(xs), 0.0, np.take_along_axis(np.broadcast_to(w, shape), order, -1))
@@ -71,15 +72,16 @@ def weighted_filtered_mean(x, # values [..., n]; NaN never kept
     return mean(x) if y is None else (mean(x), mean(np.asarray(y, dtype=np.float64)))
 
 # %% ../nbs/07a_stats.ipynb #d0b5699e
-def _labels(x) -> list:
-    "Labels as a flat list of hashable Python values (tuples stay tuples)."
+def as_labels(x, # labels: array, list, Series, range; tuples are single labels
+             ) -> list:
+    "Labels as a flat list of hashable Python values (a list of tuples stays a list of tuples)."
     return np.asarray(x).ravel().tolist() if isinstance(x, np.ndarray) else list(x)
 
 def _keys(inner, outer=None) -> list:
     "Cluster key (outer, inner) of every observation."
-    inner = _labels(inner)
+    inner = as_labels(inner)
     if outer is None: return [(None, i) for i in inner]
-    outer = _labels(outer)
+    outer = as_labels(outer)
     if len(outer) != len(inner): raise ValueError(f"outer: {len(outer)} labels but inner has {len(inner)}")
     return list(zip(outer, inner))
 
@@ -107,21 +109,34 @@ def draw_clusters(inner, # one cluster label per observation (e.g. item id); rep
                   n_boot:int=1000, # replicates
                   seed:int=0, # random seed of the draws
                   scheme:str=DEFAULT_SCHEME, # "items", "two-stage" or "seeds" (identical without `outer`)
+                  strata=None, # optional stratum per observation (constant within a cluster), e.g. the scenario
                  ) -> ClusterDraws:
-    "Resample clusters: items within seeds, seeds then items, or seeds only; counts per replicate."
+    "Resample clusters: items within seeds (and strata), seeds then items, or seeds only; counts per replicate."
     if scheme not in SCHEMES: raise ValueError(f"scheme: {scheme!r} is not one of {SCHEMES}")
     if n_boot < 1: raise ValueError(f"n_boot: must be >= 1, got {n_boot}")
-    keys = list(dict.fromkeys(_keys(inner, outer)))
-    if not keys: raise ValueError("draw_clusters: no observations")
-    groups: dict = {}
-    for j, (o, _) in enumerate(keys): groups.setdefault(o, []).append(j)
+    obs = _keys(inner, outer)
+    if not obs: raise ValueError("draw_clusters: no observations")
+    st = [None] * len(obs) if strata is None else as_labels(strata)
+    if len(st) != len(obs): raise ValueError(f"strata: {len(st)} labels but inner has {len(obs)}")
+    stratum: dict = {}
+    for k, s in zip(obs, st):
+        if stratum.setdefault(k, s) != s: raise ValueError(f"strata: cluster {k!r} is in two strata ({stratum[k]!r}, {s!r})")
+    keys = list(stratum)
+    cells: dict = {}                                   # (seed, stratum) -> columns: items are drawn within a cell
+    for j, k in enumerate(keys): cells.setdefault((k[0], stratum[k]), []).append(j)
+    seeds = list(dict.fromkeys(k[0] for k in keys))
+    kinds: dict = {}                                   # seeds with the same strata are exchangeable: drawn among themselves
+    for o in seeds: kinds.setdefault(tuple(dict.fromkeys(s for (oo, s) in cells if oo == o)), []).append(o)
     rng = np.random.default_rng(seed)
-    S = len(groups)
-    sc = np.ones((n_boot, S), dtype=np.int64) if scheme == "items" else rng.multinomial(S, np.full(S, 1 / S), size=n_boot)
+    sc = {o: np.ones(n_boot, dtype=np.int64) for o in seeds}
+    if scheme != "items":
+        for group in kinds.values():
+            c = rng.multinomial(len(group), np.full(len(group), 1 / len(group)), size=n_boot)
+            sc.update({o: c[:, i] for i, o in enumerate(group)})
     C = np.zeros((n_boot, len(keys)), dtype=np.int64)
-    for g, cols in enumerate(groups.values()):
+    for (o, _), cols in cells.items():
         m = len(cols)
-        C[:, cols] = sc[:, [g]] if scheme == "seeds" else rng.multinomial(sc[:, g] * m, np.full(m, 1 / m))
+        C[:, cols] = sc[o][:, None] if scheme == "seeds" else rng.multinomial(sc[o] * m, np.full(m, 1 / m))
     return ClusterDraws(keys, C, scheme)
 
 # %% ../nbs/07a_stats.ipynb #a102abc6
@@ -186,6 +201,13 @@ def cluster_bootstrap(statistic:Callable, # w [n_boot, n_obs] -> [n_boot] values
 # %% ../nbs/07a_stats.ipynb #67774e62
 OPS = {"difference": lambda a, b: a - b, "ratio": lambda a, b: a / b, "relative": lambda a, b: (a - b) / b}
 
+def pair_strata(keys_a:list, # cluster key (outer, inner) of every observation of setting a
+                keys_b:list, # ... of setting b
+               ) -> list:
+    "Stratum of every observation of a then b: 'both' for clusters the settings share, else 'a' or 'b'."
+    sa, sb = set(keys_a), set(keys_b)
+    return ["both" if k in sb else "a" for k in keys_a] + ["both" if k in sa else "b" for k in keys_b]
+
 def contrast(stat_a:Callable, # statistic of setting a: w [n_boot, n_a] -> [n_boot]
              inner_a, # cluster label per observation of a
              stat_b:Callable, # statistic of setting b
@@ -202,12 +224,12 @@ def contrast(stat_a:Callable, # statistic of setting a: w [n_boot, n_a] -> [n_bo
             ) -> Interval:
     "Interval of op(a, b) with one cluster draw shared by both settings (paired where they share clusters)."
     if op not in OPS: raise ValueError(f"op: {op!r} is not one of {list(OPS)}")
-    ia, ib = _labels(inner_a), _labels(inner_b)
-    oa = [None] * len(ia) if outer_a is None else _labels(outer_a)
-    ob = [None] * len(ib) if outer_b is None else _labels(outer_b)
+    ia, ib = as_labels(inner_a), as_labels(inner_b)
+    oa = [None] * len(ia) if outer_a is None else as_labels(outer_a)
+    ob = [None] * len(ib) if outer_b is None else as_labels(outer_b)
     if independent: oa, ob = [("a", o) for o in oa], [("b", o) for o in ob]
     va, vb = values if values is not None else (float(stat_a(np.ones((1, len(ia))))[0]), float(stat_b(np.ones((1, len(ib))))[0]))
-    d = draw_clusters(ia + ib, oa + ob, n_boot, seed, scheme)
+    d = draw_clusters(ia + ib, oa + ob, n_boot, seed, scheme, strata=pair_strata(_keys(ia, oa), _keys(ib, ob)))
     with np.errstate(divide="ignore", invalid="ignore"):
         s = OPS[op](stat_a(d.weights(ia, oa)), stat_b(d.weights(ib, ob)))
         v = OPS[op](np.float64(va), np.float64(vb))
@@ -253,7 +275,8 @@ def bootstrap_effectivity(tables, # effectivity tables (see `pool_tables`), e.g.
     "Pooled IQR-filtered effectivity per group with a (seed, item)-cluster bootstrap percentile interval."
     tab = pool_tables(tables, seed_col)
     by = [by] if isinstance(by, str) else list(by)
-    d = draw_clusters(tab.item_id.to_numpy(), tab[seed_col].to_numpy(), n_boot, seed, scheme)
+    d = draw_clusters(tab.item_id.to_numpy(), tab[seed_col].to_numpy(), n_boot, seed, scheme,
+                      strata=tab.scenario.to_numpy() if "scenario" in tab else None)   # every scenario keeps its items
     rows = []
     for key, g in tab.groupby(by, sort=False):
         g, value, stat = _effectivity_stat(g, k, exclude_failures, col)

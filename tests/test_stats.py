@@ -279,3 +279,39 @@ def test_claims_decide_and_the_findings_table():
     with pytest.raises(ValueError, match="verdict 'maybe'"):
         findings_frame([Finding("x", "y", "z", 0, 0, 0, 0.95, "maybe", "t")])
     assert list(findings_frame([]).columns) == list(FINDING_COLUMNS)
+
+
+# ---------------------------------------------------------------- strata and contrasts across seeds
+
+def test_strata_keep_every_cell_and_seeds_are_drawn_among_like_seeds():
+    items = list(range(12))
+    seeds = [0] * 4 + [1] * 4 + [2] * 4
+    strata = ["dup", "dup", "para", "para"] * 2 + ["dup"] * 4        # seed 2 holds only dup items
+    for sch in ("items", "two-stage"):
+        C = draw_clusters(items, seeds, 500, seed=3, scheme=sch, strata=strata).counts
+        if sch == "items":
+            assert (C[:, [0, 1]].sum(1) == 2).all() and (C[:, [2, 3]].sum(1) == 2).all() and (C[:, 8:].sum(1) == 4).all()
+        else:                                                        # seed 2 is alone in its kind: always drawn once
+            assert (C[:, 8:].sum(1) == 4).all() and set(C[:, :8].sum(1)) == {8}
+    with pytest.raises(ValueError, match="strata: 3 labels"):
+        draw_clusters([1, 2], strata=["a", "b", "c"])
+
+
+def test_contrast_of_runs_with_disjoint_seeds_never_loses_a_setting():
+    y = np.arange(12.0)
+    iv = contrast(wmean(y[:6]), [0, 1, 2] * 2, wmean(y[6:]), [0, 1, 2] * 2, outer_a=[0] * 3 + [1] * 3, outer_b=[5] * 3 + [6] * 3,
+                  n_boot=300, scheme="two-stage")
+    assert iv.n_boot == 300 and np.isfinite(iv.samples).all() and iv.value == -6
+
+
+def test_coverage_of_a_within_run_difference_with_seed_offsets():
+    """dup and para items of the same 3 runs share each run's offset (sd 0.1): paired two-stage resampling lets it cancel."""
+    hits, n = 0, 100
+    for d in range(n):
+        rng = np.random.default_rng(d)
+        u = 0.1 * rng.standard_normal(3)
+        ya, yb = (0.5 + dv + u[:, None] + 0.1 * rng.standard_normal((3, 8)) for dv in (0.1, 0.0))
+        seeds, items = np.repeat(np.arange(3), 8), np.tile(np.arange(8), 3)
+        iv = contrast(wmean(ya.ravel()), items, wmean(yb.ravel()), items + 100, seeds, seeds, n_boot=200, seed=d)
+        hits += iv.lo <= 0.1 <= iv.hi
+    assert hits / n >= 0.88, hits / n
