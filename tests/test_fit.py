@@ -366,3 +366,12 @@ def test_forgetting_contrast_paired_and_independent():
     assert abs(thr.value - xs.value) < 1e-12                                           # same tokens per step: steps == tokens
     with pytest.raises(ValueError, match="quantity"):
         forgetting_contrast((slow, "once", "mem"), (slow, "once", "mem"), quantity="r2")
+
+
+def test_cov_ab_is_the_covariance_of_the_replicates():
+    R, items, _ = simulate_retainability(T60, 8, 5, seed=9)
+    bf = bootstrap_forgetting(T60, R, n_boot=300, groups=items)
+    assert abs(bf.cov_ab - np.cov(bf.a.samples, bf.b.samples)[0, 1]) < 1e-15
+    assert bf.cov_ab > 0            # by construction on a line through x̄ > 0: a steeper line has a higher intercept
+    r = fit_row(bf, "once", "mem")
+    assert r["a_se"] == bf.a.se and r["cov_ab"] == bf.cov_ab and r["resampled"] == "items" and r["n_boot"] == 300

@@ -315,3 +315,27 @@ def test_coverage_of_a_within_run_difference_with_seed_offsets():
         iv = contrast(wmean(ya.ravel()), items, wmean(yb.ravel()), items + 100, seeds, seeds, n_boot=200, seed=d)
         hits += iv.lo <= 0.1 <= iv.hi
     assert hits / n >= 0.88, hits / n
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6), st.sampled_from([None, 1.5, 2.0]), st.booleans())
+def test_bootstrap_effectivity_point_is_mean_effectivity_on_random_tables(seed, k, exclude):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 80))
+    tab = pd.DataFrame(dict(scenario=rng.choice(["duplication", "paraphrase", "control"], n), kind=rng.choice(["mem", "gen"], n),
+                            item_id=rng.integers(0, 6, n), injection_step=rng.choice([0, 10], n), seed=rng.integers(0, 3, n),
+                            effectivity=np.where(rng.random(n) < 0.1, np.nan, rng.normal(0.2, 0.3, n))))
+    tab["effectivity_corrected"] = tab.effectivity - 0.01
+    tab["item_id"] = tab.item_id + 10 * tab.scenario.map({"duplication": 0, "paraphrase": 1, "control": 2})   # an item has one scenario
+    be = bootstrap_effectivity(tab, k=k, exclude_failures=exclude, n_boot=20, seed=seed)
+    me = mean_effectivity(tab, k=k, exclude_failures=exclude)
+    assert np.array_equal(be.effectivity.to_numpy(), me.effectivity.to_numpy(), equal_nan=True)
+
+
+@FAST
+@given(arrays(np.float64, st.integers(1, 15), elements=st.floats(-3, 3)), st.integers(0, 4), st.sampled_from(SCHEMES))
+def test_a_setting_contrasted_with_itself_is_exactly_zero(y, n_groups, scheme):
+    labels = np.arange(len(y)) % (n_groups + 1)
+    seeds = np.arange(len(y)) % 2
+    iv = contrast(wmean(y), labels, wmean(y), labels, seeds, seeds, n_boot=30, scheme=scheme)
+    assert iv.value == 0 and (iv.samples == 0).all()
