@@ -36,7 +36,7 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory pytest
 
 sync-check:
-	@$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python tools/make_readme.py
+	@$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(BIN)/python -c "from ffka.testing import write_readme; write_readme()"
 	@if [ -n "$$(git status --porcelain -- ffka nbs README.md)" ]; then \
 	  echo "nbdev_export/nbdev_clean changed tracked files: notebooks and ffka/ have drifted"; \
 	  git status --porcelain -- ffka nbs README.md; git --no-pager diff --stat; exit 1; fi
@@ -49,7 +49,7 @@ pytest:
 	$(OFFLINE) $(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
 
 readme: $(STAMP)
-	$(BIN)/python tools/make_readme.py
+	$(BIN)/python -c "from ffka.testing import write_readme; write_readme()"
 
 clean-runs:
 	rm -rf nbs/experiments/_runs

@@ -26,7 +26,21 @@ requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
-dev_requirements = (cfg.get('dev_requirements') or '').split()
+dev_requirements = shlex.split(cfg.get('dev_requirements') or '')
+notebook_requirements = shlex.split(cfg.get('notebook_requirements') or '')
+
+from setuptools.command.build_py import build_py
+
+class BuildPy(build_py):
+    "Ship the experiment notebooks and their params files (nbs/experiments) inside the package, as ffka/experiments."
+    def run(self):
+        super().run()
+        import glob, os, shutil
+        src = os.path.join(cfg.get('nbs_path', 'nbs'), 'experiments')
+        for f in glob.glob(os.path.join(src, '*.ipynb')) + glob.glob(os.path.join(src, 'params', '*.yaml')):
+            dst = os.path.join(self.build_lib, cfg['lib_path'], 'experiments', os.path.relpath(f, src))
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copy2(f, dst)
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -40,7 +54,8 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require={ 'dev': dev_requirements, 'notebooks': notebook_requirements },
+    cmdclass = {'build_py': BuildPy},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -4,10 +4,10 @@
 
 # %% ../nbs/00_data.ipynb #4f190d79
 from __future__ import annotations
-import json, os, re
-from dataclasses import dataclass, field, asdict
+import json, os, re, unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 # %% auto #0
 __all__ = ['PROBE_KINDS', 'PROBE_KIND_NAMES', 'REQUIRED_FIELDS', 'FK_FILES', 'HUB_ID', 'SCENARIOS', 'PAPER_COUNTS', 'Probe',
@@ -47,14 +47,14 @@ class KnowledgeItem:
         if kind not in PROBE_KINDS: raise ValueError(f"probe kind {kind!r} is not one of {PROBE_KINDS}")
         return [p for p in self.probes if p.kind == kind]
 
-    def to_record(self) -> dict:
-        "This item in the released JSON format (with `paraphrases`)."
+    def to_record(self, paraphrases: bool = True) -> dict:  # include the `paraphrases` key (the paraphrased file's format)
+        "This item in the released JSON format, keys in the released order."
         rec = {"train_context": self.context}
         for k in PROBE_KINDS:
             ps = self.probes_of(k)
             rec[f"{k}_input"] = [p.input for p in ps]
             rec[f"{k}_target"] = [p.target for p in ps]
-        rec["paraphrases"] = list(self.paraphrases)
+        if paraphrases: rec["paraphrases"] = list(self.paraphrases)
         return rec
 
     @classmethod
@@ -67,12 +67,21 @@ class KnowledgeItem:
 
 # %% ../nbs/00_data.ipynb #0a2fa767
 REQUIRED_FIELDS = ("train_context",) + tuple(f"{k}_{s}" for k in PROBE_KINDS for s in ("input", "target"))
+_INVISIBLE = {"Cc", "Cf", "Zs", "Zl", "Zp"}  # control, format (zero-width, BOM, soft hyphen), separators
 
 def _check_str(value, where: str):
     if not isinstance(value, str): raise ValueError(f"{where} must be a string, got {type(value).__name__}")
     if not value.strip(): raise ValueError(f"{where} is empty")
+    try: value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{where} holds an unencodable character U+{ord(value[e.start]):04X} at position {e.start} "
+                         f"(a lone surrogate): {value[max(0, e.start - 20):e.start + 20]!r}") from None
+    if all(unicodedata.category(c) in _INVISIBLE for c in value):
+        raise ValueError(f"{where} holds only invisible characters ({', '.join(sorted({f'U+{ord(c):04X}' for c in value}))})")
 
-def validate_record(record, index: int) -> None:
+def validate_record(record, index: int,
+                    required_kinds: Sequence[str] = PROBE_KINDS,  # probe kinds that must have at least one probe
+                   ) -> None:
     "Raise `ValueError('item {index}: ...')` if `record` is not a valid Fictional Knowledge entry."
     if not isinstance(record, Mapping): raise ValueError(f"item {index}: must be a JSON object, got {type(record).__name__}")
     for f in REQUIRED_FIELDS:
@@ -82,7 +91,7 @@ def validate_record(record, index: int) -> None:
         ins, tgs = record[f"{k}_input"], record[f"{k}_target"]
         for name, xs in ((f"{k}_input", ins), (f"{k}_target", tgs)):
             if not isinstance(xs, list): raise ValueError(f"item {index}: {name} must be a list, got {type(xs).__name__}")
-            if not xs: raise ValueError(f"item {index}: {name} is empty")
+            if not xs and k in required_kinds: raise ValueError(f"item {index}: {name} is empty")
         if len(ins) != len(tgs):
             raise ValueError(f"item {index}: {k}_input has {len(ins)} entries but {k}_target has {len(tgs)}")
         for name, xs in ((f"{k}_input", ins), (f"{k}_target", tgs)):
@@ -92,18 +101,31 @@ def validate_record(record, index: int) -> None:
     if not isinstance(paras, list): raise ValueError(f"item {index}: paraphrases must be a list, got {type(paras).__name__}")
     for j, x in enumerate(paras): _check_str(x, f"item {index}: paraphrases[{j}]")
 
-def validate_items(items: Sequence[KnowledgeItem]) -> None:
-    "Validate `KnowledgeItem`s from any source with the same rules as the JSON records, plus unique ids."
+def _check_duplicates(ids: Sequence[int], records: Sequence[Mapping]) -> None:
+    "Raise `ValueError('item j duplicates item i: identical ...')` for the first repeated passage or probe set."
+    seen: dict = {}
+    for i, r in zip(ids, records):
+        probes = tuple(tuple(r[f]) for f in REQUIRED_FIELDS[1:])
+        for what, key in (("train_context", ("c", r["train_context"])), ("probes", ("p", probes))):
+            if key in seen: raise ValueError(f"item {i} duplicates item {seen[key]}: identical {what}")
+            seen[key] = i
+
+def validate_items(items: Sequence[KnowledgeItem],
+                   required_kinds: Sequence[str] = PROBE_KINDS,  # probe kinds every item must have
+                  ) -> None:
+    "Validate `KnowledgeItem`s from any source with the same rules as the JSON records, plus unique ids and no duplicates."
     seen = set()
     for it in items:
         if it.id in seen: raise ValueError(f"item {it.id}: id is duplicated")
         seen.add(it.id)
-        validate_record(it.to_record(), it.id)
+        validate_record(it.to_record(), it.id, required_kinds)
+    _check_duplicates([it.id for it in items], [it.to_record() for it in items])
 
 def items_from_records(records) -> list[KnowledgeItem]:
     "Validate every record first, then build the items (all or nothing)."
     if not isinstance(records, list): raise ValueError(f"dataset must be a JSON list of items, got {type(records).__name__}")
     for i, r in enumerate(records): validate_record(r, i)
+    _check_duplicates(range(len(records)), records)
     return [KnowledgeItem.from_record(r, i) for i, r in enumerate(records)]
 
 # %% ../nbs/00_data.ipynb #6bfeb63f
@@ -116,8 +138,15 @@ def _offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 def _load_json(path: Path):
-    try: return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+    data = path.read_bytes()
+    try: text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the file as UTF-8") from None
+    try: return json.loads(text)
+    except json.JSONDecodeError as e:
+        hint = " (the file ends early: truncated?)" if e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string") else ""
+        raise ValueError(f"{path}: not valid JSON: {e.msg.removesuffix(' at')} at line {e.lineno}, column {e.colno}{hint}") from None
+    except RecursionError: raise ValueError(f"{path}: not valid JSON: nested too deeply") from None
 
 def _load_hub(name: str, split: str, revision: str | None):
     if _offline():
@@ -140,7 +169,8 @@ def load_fictional_knowledge(source: str | os.PathLike = HUB_ID, # hub dataset i
     elif path.is_file(): records = _load_json(path)
     elif _HUB_ID_RE.match(str(source)) and not str(source).endswith(".json"): records = _load_hub(str(source), split, revision)
     else: raise FileNotFoundError(f"{source}: no such file or directory (and not a hub id of the form 'owner/name')")
-    return items_from_records(records)
+    try: return items_from_records(records)
+    except ValueError as e: raise ValueError(f"{found[0] if path.is_dir() else source}: {e}") from None
 
 # %% ../nbs/00_data.ipynb #58a5662d
 SCENARIOS = ("paraphrase", "duplication", "once", "control")

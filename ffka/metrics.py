@@ -4,23 +4,24 @@
 
 # %% ../nbs/06_metrics.ipynb #4663773a
 from __future__ import annotations
-import logging, warnings
-from typing import Iterable, Mapping, Sequence
+import logging
+from typing import Sequence
 import numpy as np
 import pandas as pd
 
 log = logging.getLogger(__name__)
 
-WINDOW = 50          # steps after an injection searched for the LAM (0.9**50 ≈ 0.005: Adam's momentum has faded)
-IQR_K = 2.0          # default IQR multiplier: the official code's `remove_outliers_iqr(multiplier=2.0)`
-IQR_K_PAPER = 1.5    # the multiplier the paper's text states
-NO_STEP = -1         # returned by `local_acquisition_max` when the window holds no usable logged step
-
 # %% auto #0
 __all__ = ['log', 'WINDOW', 'IQR_K', 'IQR_K_PAPER', 'NO_STEP', 'local_acquisition_max', 'effectivity', 'retainability',
            'local_retainability', 'iqr_keep', 'remove_outliers_iqr', 'filtered_mean', 'mean_retainability',
            'log_window', 'control_drift', 'drift_corrected_scores', 'effectivity_table', 'mean_effectivity',
-           'step_effectivity', 'retainability_matrix', 'retainability_curves', 'SimpleLog']
+           'step_effectivity', 'retainability_matrix', 'retainability_curves']
+
+# %% ../nbs/06_metrics.ipynb #bd32fab4
+WINDOW = 50          # steps after an injection searched for the LAM (0.9**50 ≈ 0.005: Adam's momentum has faded)
+IQR_K = 2.0          # default IQR multiplier: the official code's `remove_outliers_iqr(multiplier=2.0)`
+IQR_K_PAPER = 1.5    # the multiplier the paper's text states
+NO_STEP = -1         # returned by `local_acquisition_max` when the window holds no usable logged step
 
 # %% ../nbs/06_metrics.ipynb #c8ca3ad7
 def _scores2d(scores) -> tuple[np.ndarray, bool]:
@@ -32,6 +33,7 @@ def _scores2d(scores) -> tuple[np.ndarray, bool]:
     x[~np.isfinite(x)] = np.nan
     return x, one
 
+# %% ../nbs/06_metrics.ipynb #e1dcab19
 def _steps(steps, n: int) -> np.ndarray:
     "The logged steps as an int array (default 0..n-1), checked to be strictly ascending and of length n."
     if steps is None: return np.arange(n, dtype=np.int64)
@@ -47,10 +49,21 @@ def _pos(steps: np.ndarray, step: int) -> int:
     i = int(np.searchsorted(steps, step))
     return i if i < len(steps) and steps[i] == step else -1
 
+# %% ../nbs/06_metrics.ipynb #ea436d21
 def _finite_or_nan(x):
     "Replace ±inf (e.g. from a tiny denominator) by NaN."
     x = np.asarray(x, dtype=np.float64)
     return np.where(np.isfinite(x), x, np.nan)
+
+def _check_window(window):
+    "Raise `ValueError` naming `window` unless it is >= 1."
+    if window < 1: raise ValueError(f"window: must be >= 1, got {window}")
+
+def _inputs(scores, steps, window) -> tuple[np.ndarray, bool, np.ndarray]:
+    "What every windowed metric starts from: the checked window, scores as [n_logged, n_probes] (+ whether 1-D), the logged steps."
+    _check_window(window)
+    x, one = _scores2d(scores)
+    return x, one, _steps(steps, len(x))
 
 # %% ../nbs/06_metrics.ipynb #c7c640e4
 def _lam_rows(x: np.ndarray, steps: np.ndarray, t: int, window: int) -> np.ndarray:
@@ -63,15 +76,21 @@ def _lam_rows(x: np.ndarray, steps: np.ndarray, t: int, window: int) -> np.ndarr
     if ok.any(): out[ok] = lo + np.nanargmax(block[:, ok], axis=0)
     return out
 
+# %% ../nbs/06_metrics.ipynb #48103ffb
+def _per_injection(x: np.ndarray, s: np.ndarray, injection_steps: Sequence[int], window: int):
+    "For each injection k whose step was logged: (k, row of t_k, LAM row of every column or -1)."
+    for k, t in enumerate(injection_steps):
+        p = _pos(s, int(t))
+        if p >= 0: yield k, p, _lam_rows(x, s, int(t), int(window))
+
+# %% ../nbs/06_metrics.ipynb #d6ec0104
 def local_acquisition_max(scores, # ℓ, [n_logged] or [n_logged, n_probes]
                           t:int, # injection step: ℓ(t) is the pre-injection score
                           window:int=WINDOW, # search (t, t+window]
                           steps=None, # logged steps (default 0..n_logged-1)
                          ):
     "Step of the maximum ℓ among the logged steps in (t, t+window]; `NO_STEP` (-1) when there is none."
-    if window < 1: raise ValueError(f"window: must be >= 1, got {window}")
-    x, one = _scores2d(scores)
-    s = _steps(steps, len(x))
+    x, one, s = _inputs(scores, steps, window)
     rows = _lam_rows(x, s, int(t), int(window))
     out = np.where(rows >= 0, s[np.maximum(rows, 0)], NO_STEP)
     return int(out[0]) if one else out
@@ -83,15 +102,10 @@ def effectivity(scores, # ℓ, [n_logged] or [n_logged, n_probes]
                 steps=None, # logged steps (default 0..n_logged-1)
                ) -> np.ndarray:
     "ℓ(t_LAM) − ℓ(t_i) per injection: shape [n_injections] or [n_injections, n_probes]; NaN where undefined."
-    if window < 1: raise ValueError(f"window: must be >= 1, got {window}")
-    x, one = _scores2d(scores)
-    s = _steps(steps, len(x))
+    x, one, s = _inputs(scores, steps, window)
     out = np.full((len(injection_steps), x.shape[1]), np.nan)
     cols = np.arange(x.shape[1])
-    for k, t in enumerate(injection_steps):
-        p = _pos(s, int(t))
-        if p < 0: continue
-        rows = _lam_rows(x, s, int(t), int(window))
+    for k, p, rows in _per_injection(x, s, injection_steps, window):
         ok = rows >= 0
         out[k, ok] = x[rows[ok], cols[ok]] - x[p, ok]
     out = _finite_or_nan(out)
@@ -106,9 +120,7 @@ def retainability(scores, # ℓ, [n_logged] or [n_logged, n_probes]
                   t_max:int|None=None, # largest t (default S − t_last − window, as the official code)
                  ) -> tuple[np.ndarray, np.ndarray]:
     "(t, R): offsets from the LAM that were logged and R(t), shape [n_t] or [n_t, n_probes]; NaN where undefined."
-    if window < 1: raise ValueError(f"window: must be >= 1, got {window}")
-    x, one = _scores2d(scores)
-    s = _steps(steps, len(x))
+    x, one, s = _inputs(scores, steps, window)
     P = x.shape[1]
     if t_max is None: t_max = int(s[-1]) - int(last_injection_step) - int(window)
     rows = _lam_rows(x, s, int(last_injection_step), int(window))
@@ -137,13 +149,9 @@ def local_retainability(scores, # ℓ, [n_logged] or [n_logged, n_probes]
                         steps=None, # logged steps (default 0..n_logged-1)
                        ) -> np.ndarray:
     "Share of injection i's gain left `window` steps after its LAM; NaN unless the gain is > 0 and the step was logged."
-    x, one = _scores2d(scores)
-    s = _steps(steps, len(x))
+    x, one, s = _inputs(scores, steps, window)
     out = np.full((len(injection_steps), x.shape[1]), np.nan)
-    for k, t in enumerate(injection_steps):
-        p = _pos(s, int(t))
-        if p < 0: continue
-        rows = _lam_rows(x, s, int(t), int(window))
+    for k, p, rows in _per_injection(x, s, injection_steps, window):
         for j in np.flatnonzero(rows >= 0):
             q = _pos(s, int(s[rows[j]]) + int(window))
             gain = x[rows[j], j] - x[p, j]
@@ -176,6 +184,7 @@ def _nan_percentiles(x: np.ndarray, qs=(25, 75)) -> list[np.ndarray]:
         out.append(np.where(n > 0, v, np.nan))
     return out
 
+# %% ../nbs/06_metrics.ipynb #0b158267
 def iqr_keep(x, # values; NaN are never kept
              k:float|None=IQR_K, # multiplier (paper: 1.5, official code: 2.0); None keeps every finite value
              axis:int|None=None, # None: one pool of all values; else filter along this axis (e.g. across probes at each t)
@@ -195,6 +204,7 @@ def iqr_keep(x, # values; NaN are never kept
     with np.errstate(invalid="ignore"):
         return fin & (x >= q1 - k * iqr) & (x <= q3 + k * iqr)
 
+# %% ../nbs/06_metrics.ipynb #8d9714ff
 def remove_outliers_iqr(x, # values (any shape; flattened)
                         k:float|None=IQR_K, # IQR multiplier; None: no filter
                        ) -> np.ndarray:
@@ -209,6 +219,7 @@ def filtered_mean(x, # values (flattened); NaN are missing
     v = remove_outliers_iqr(x, k)
     return float(v.mean()) if len(v) else float("nan")
 
+# %% ../nbs/06_metrics.ipynb #3326087f
 def mean_retainability(R, # retainability, [n_t, n_probes] as returned by `retainability`
                        k:float|None=IQR_K, # IQR multiplier; None: no filter
                        return_counts:bool=False, # also return (n present, n kept) per t
@@ -223,7 +234,7 @@ def mean_retainability(R, # retainability, [n_t, n_probes] as returned by `retai
     m = np.where(n_kept > 0, m, np.nan)
     return (m, np.isfinite(R).sum(axis=1), n_kept) if return_counts else m
 
-# %% ../nbs/06_metrics.ipynb #31fe1385
+# %% ../nbs/06_metrics.ipynb #7a73e3f8
 _PROBE_COLS = ("item_id", "kind", "index", "scenario")
 
 def _log_fields(plog):
@@ -240,6 +251,7 @@ def _log_fields(plog):
     inj = {int(k): sorted(int(s) for s in v) for k, v in dict(plog.injections).items()}
     return steps, scores, probes, inj
 
+# %% ../nbs/06_metrics.ipynb #5b876f5a
 def log_window(plog, # ProbeLog-like; its `meta` records the run's protocol
                window:int|None=None, # an explicit LAM window wins over the log's
               ) -> int:
@@ -252,6 +264,7 @@ def log_window(plog, # ProbeLog-like; its `meta` records the run's protocol
     if w is None: raise ValueError("window: not given, and the log's metadata records no protocol window (pass window=...)")
     return int(w)
 
+# %% ../nbs/06_metrics.ipynb #31fe1385
 def control_drift(plog, # ProbeLog-like
                   k:float|None=IQR_K, # IQR multiplier for the mean across control probes at each step
                   control:str="control", # scenario name of the never-injected items
@@ -265,6 +278,7 @@ def control_drift(plog, # ProbeLog-like
         rows.append(pd.DataFrame(dict(kind=kind, step=steps, drift=m, n=n, n_kept=kept)))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["kind", "step", "drift", "n", "n_kept"])
 
+# %% ../nbs/06_metrics.ipynb #c862485d
 def drift_corrected_scores(plog, # ProbeLog-like
                            k:float|None=IQR_K, # IQR multiplier of the drift estimate
                            control:str="control", # scenario name of the never-injected items
@@ -316,13 +330,16 @@ def effectivity_table(plog, # ProbeLog-like
 
 # %% ../nbs/06_metrics.ipynb #ed1f1a9a
 def _as_table(x, window, k, control):
+    "`x` if it is already an effectivity table, else `effectivity_table(x, ...)`."
     return x if isinstance(x, pd.DataFrame) else effectivity_table(x, window, k, control)
 
 def _pool(tab, k, exclude_failures, col="effectivity"):
+    "(IQR-filtered mean, n present, n kept) of one column of an effectivity table."
     v = tab[col].to_numpy(dtype=np.float64)
     if exclude_failures: v = v[~(tab[col].to_numpy(dtype=np.float64) < 0)]
     return filtered_mean(v, k), int(np.isfinite(v).sum()), int(iqr_keep(v, k).sum())
 
+# %% ../nbs/06_metrics.ipynb #a89dff9d
 def mean_effectivity(log_or_table, # ProbeLog-like, or the output of `effectivity_table`
                      k:float|None=IQR_K, # IQR multiplier (paper text 1.5, official code 2.0)
                      exclude_failures:bool=False, # drop negative gains before pooling (paper App. H; the code keeps them)
@@ -341,6 +358,7 @@ def mean_effectivity(log_or_table, # ProbeLog-like, or the output of `effectivit
                          placebo=pe, effectivity_vs_control=e - pe if scen != control else np.nan))
     return pd.DataFrame(rows)
 
+# %% ../nbs/06_metrics.ipynb #a668e0e8
 def step_effectivity(log_or_table, # ProbeLog-like, or the output of `effectivity_table`
                      k:float|None=IQR_K, # IQR multiplier
                      exclude_failures:bool=False, # drop negative gains first (paper App. H)
@@ -392,6 +410,7 @@ def retainability_matrix(plog, # ProbeLog-like
     if not return_items: return t_all, out
     return t_all, out, np.concatenate([np.full(R.shape[1], item, dtype=np.int64) for _, R, item in parts])
 
+# %% ../nbs/06_metrics.ipynb #b98aab06
 def retainability_curves(plog, # ProbeLog-like
                          k:float|None=IQR_K, # IQR multiplier across probes at each t
                          window:int|None=None, # LAM window (None: the run's, from its metadata)
@@ -417,10 +436,3 @@ def retainability_curves(plog, # ProbeLog-like
                                       retainability_corrected=mc)))
     cols = ["scenario", "kind", "t", "retainability", "n", "n_kept", "retainability_corrected"]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=cols)
-
-# %% ../nbs/06_metrics.ipynb #52a4d749
-class SimpleLog:
-    "A minimal ProbeLog-like container (steps, scores, probes, injections) for examples and tests."
-    def __init__(self, steps, scores, probes, injections, meta=None):
-        self.steps, self.scores, self.probes, self.injections, self.meta = np.asarray(steps), np.asarray(scores), probes, injections, meta or {}
-    def __repr__(self): return f"SimpleLog({len(self.steps)} logged steps × {self.scores.shape[1]} probes, {len(self.injections)} injected items)"

@@ -4,36 +4,34 @@
 
 # %% ../nbs/04_schedule.ipynb #0b893fe9
 from __future__ import annotations
-import json, logging
+import json, logging, numbers
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
+
+from fastcore.basics import patch
 
 from .data import KnowledgeItem, paper_scenarios
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'injection_steps', 'Injection', 'InjectionSchedule', 'pack_groups', 'injection_stats', 'inject_batch']
+__all__ = ['log', 'injection_steps', 'Injection', 'InjectionSchedule', 'pack_groups', 'inject_batch', 'injection_stats']
 
 # %% ../nbs/04_schedule.ipynb #67392da8
+def _check_whole(name: str, value, minimum: int = 1):
+    "Raise `ValueError` naming `name` unless `value` is a whole number >= `minimum`."
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name}: must be a whole number >= {minimum}, got {value!r}")
+
 def injection_steps(interval_steps: int = 100, # steps between two injections
                     n_injections: int = 10,    # number of injections
                     start: int = 0,            # step of the first injection
                    ) -> list[int]:
     "The evenly spaced injection steps `start, start+interval, …` (the paper: 0, 100, …, 900)."
-    if interval_steps < 1: raise ValueError(f"interval_steps must be >= 1, got {interval_steps}")
-    if n_injections < 1: raise ValueError(f"n_injections must be >= 1, got {n_injections}")
-    if start < 0: raise ValueError(f"start must be >= 0, got {start}")
+    _check_whole("interval_steps", interval_steps); _check_whole("n_injections", n_injections)
+    _check_whole("start", start, minimum=0)
     return [start + k * interval_steps for k in range(n_injections)]
-
-def _resolve_steps(steps, interval_steps, n_injections, start) -> list[int]:
-    if steps is None: steps = injection_steps(interval_steps, n_injections, start)
-    steps = [int(s) for s in steps]
-    if not steps: raise ValueError("steps is empty")
-    if any(s < 0 for s in steps): raise ValueError(f"steps must be >= 0, got {steps}")
-    if len(set(steps)) != len(steps) or steps != sorted(steps): raise ValueError(f"steps must be strictly increasing, got {steps}")
-    return steps
 
 # %% ../nbs/04_schedule.ipynb #02cd4bcf
 @dataclass(frozen=True)
@@ -44,11 +42,12 @@ class Injection:
     text: str     # the passage, without EOS (tokens_at appends it)
 
 def _check_variant(v: str, where: str):
+    "Raise `ValueError` (prefixed by `where`) unless `v` is 'original' or 'paraphrase-<k>'."
     if v == "original": return
     if v.startswith("paraphrase-") and v[len("paraphrase-"):].isdigit(): return
     raise ValueError(f"{where}: variant {v!r} is neither 'original' nor 'paraphrase-<k>'")
 
-# %% ../nbs/04_schedule.ipynb #e58834fd
+# %% ../nbs/04_schedule.ipynb #f3fc1c21
 class InjectionSchedule:
     "Relative step -> ordered list of `Injection`s (pure data; the order is the row order in the batch)."
     def __init__(self, events: Mapping[int, Sequence[Injection]] | None = None):
@@ -69,102 +68,137 @@ class InjectionSchedule:
         "The steps with at least one injection, ascending."
         return list(self.events)
 
-    def injections_at(self, step: int) -> list[Injection]:
-        "The injections applied at `step` (empty list if none)."
-        return list(self.events.get(int(step), []))
-
-    def texts_at(self, step: int) -> list[str]:
-        "The passages injected at `step`, in row order."
-        return [i.text for i in self.events.get(int(step), [])]
-
-    def tokens_at(self, step: int, tokenizer) -> list[list[int]]:
-        "Token ids of each passage at `step`: `tokenizer.encode(text + eos_token)`, no other special tokens."
-        eos = getattr(tokenizer, "eos_token", None)
-        if not eos: raise ValueError("tokenizer has no eos_token: injected text must end with EOS")
-        return [list(tokenizer.encode(t + eos, add_special_tokens=False)) for t in self.texts_at(step)]
-
-    def item_steps(self) -> dict[int, list[int]]:
-        "item id -> the steps at which it is injected (ascending)."
-        out: dict[int, list[int]] = {}
-        for s, injs in self.events.items():
-            for i in injs: out.setdefault(i.item_id, []).append(s)
-        return out
-
-    @property
-    def item_ids(self) -> list[int]:
-        "Every injected item id, ascending."
-        return sorted(self.item_steps())
-
-    def n_sequences(self, step: int) -> int: return len(self.events.get(int(step), []))
     def __len__(self): return sum(len(v) for v in self.events.values())
     def __eq__(self, other): return isinstance(other, InjectionSchedule) and self.events == other.events
     def __repr__(self):
         return f"InjectionSchedule({len(self.steps)} steps {self.steps[:3]}{'…' if len(self.steps) > 3 else ''}, {len(self)} injections, {len(self.item_ids)} items)"
 
-    def __add__(self, other: "InjectionSchedule") -> "InjectionSchedule":
-        "Merge: at a shared step, this schedule's injections come first, then `other`'s."
-        if not isinstance(other, InjectionSchedule): return NotImplemented
-        evs = {s: list(v) for s, v in self.events.items()}
-        for s, v in other.events.items(): evs.setdefault(s, []).extend(v)
-        return InjectionSchedule(evs)
+# %% ../nbs/04_schedule.ipynb #0a69d338
+@patch
+def injections_at(self:InjectionSchedule, step:int) -> list[Injection]:
+    "The injections applied at `step` (empty list if none)."
+    return list(self.events.get(int(step), []))
 
-    def shift(self, offset: int) -> "InjectionSchedule":
-        "The same schedule `offset` steps later."
-        return InjectionSchedule({s + offset: v for s, v in self.events.items()})
+@patch
+def texts_at(self:InjectionSchedule, step:int) -> list[str]:
+    "The passages injected at `step`, in row order."
+    return [i.text for i in self.events.get(int(step), [])]
 
-    def to_frame(self):
-        "A tidy DataFrame: one row per injection (step, row, item_id, variant, n_chars)."
-        import pandas as pd
-        return pd.DataFrame([dict(step=s, row=j, item_id=i.item_id, variant=i.variant, n_chars=len(i.text))
-                             for s, injs in self.events.items() for j, i in enumerate(injs)],
-                            columns=["step", "row", "item_id", "variant", "n_chars"])
+@patch
+def n_sequences(self:InjectionSchedule, step:int) -> int:
+    "How many passages are injected at `step`."
+    return len(self.events.get(int(step), []))
 
-    # --- serialisation --------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        return {"format": "ffka.InjectionSchedule", "version": 1,
-                "events": {str(s): [asdict(i) for i in v] for s, v in self.events.items()}}
+# %% ../nbs/04_schedule.ipynb #998dc530
+@patch
+def tokens_at(self:InjectionSchedule, step:int, tokenizer) -> list[list[int]]:
+    "Token ids of each passage at `step`: `tokenizer.encode(text + eos_token)`, no other special tokens."
+    eos = getattr(tokenizer, "eos_token", None)
+    if not eos: raise ValueError("tokenizer has no eos_token: injected text must end with EOS")
+    return [list(tokenizer.encode(t + eos, add_special_tokens=False)) for t in self.texts_at(step)]
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "InjectionSchedule":
-        if d.get("format") != "ffka.InjectionSchedule": raise ValueError(f"not an ffka.InjectionSchedule (format={d.get('format')!r})")
-        evs = {}
-        for s, v in d["events"].items():
-            for j, r in enumerate(v):
-                missing = {"item_id", "variant", "text"} - set(r)
-                if missing: raise ValueError(f"step {s}, injection {j}: missing field(s) {sorted(missing)}")
-            evs[int(s)] = [Injection(int(r["item_id"]), str(r["variant"]), str(r["text"])) for r in v]
-        return cls(evs)
+# %% ../nbs/04_schedule.ipynb #5e658c70
+@patch
+def item_steps(self:InjectionSchedule) -> dict[int, list[int]]:
+    "item id -> the steps at which it is injected (ascending)."
+    out: dict[int, list[int]] = {}
+    for s, injs in self.events.items():
+        for i in injs: out.setdefault(i.item_id, []).append(s)
+    return out
 
-    def save(self, path) -> Path:
-        "Write JSON (`.json`) or YAML (`.yaml`/`.yml`)."
-        path = Path(path)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=10**9), encoding="utf-8")
-        elif path.suffix == ".json": path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-        else: raise ValueError(f"{path}: use a .json, .yaml or .yml suffix")
-        return path
+@patch(as_prop=True)
+def item_ids(self:InjectionSchedule) -> list[int]:
+    "Every injected item id, ascending."
+    return sorted(self.item_steps())
 
-    @classmethod
-    def load(cls, path) -> "InjectionSchedule":
-        "Read a schedule written by `save`."
-        path = Path(path)
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-            return cls.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+# %% ../nbs/04_schedule.ipynb #35239b48
+@patch
+def __add__(self:InjectionSchedule, other:InjectionSchedule) -> InjectionSchedule:
+    "Merge: at a shared step, this schedule's injections come first, then `other`'s."
+    if not isinstance(other, InjectionSchedule): return NotImplemented
+    evs = {s: list(v) for s, v in self.events.items()}
+    for s, v in other.events.items(): evs.setdefault(s, []).extend(v)
+    return InjectionSchedule(evs)
+
+@patch
+def shift(self:InjectionSchedule, offset:int) -> InjectionSchedule:
+    "The same schedule `offset` steps later (earlier when negative, as long as no step goes below 0)."
+    if self.steps: _check_whole("offset", offset, minimum=-self.steps[0])
+    return InjectionSchedule({s + offset: v for s, v in self.events.items()})
+
+# %% ../nbs/04_schedule.ipynb #8403a46e
+@patch
+def to_frame(self:InjectionSchedule):
+    "A tidy DataFrame: one row per injection (step, row, item_id, variant, n_chars)."
+    import pandas as pd
+    return pd.DataFrame([dict(step=s, row=j, item_id=i.item_id, variant=i.variant, n_chars=len(i.text))
+                         for s, injs in self.events.items() for j, i in enumerate(injs)],
+                        columns=["step", "row", "item_id", "variant", "n_chars"])
+
+# %% ../nbs/04_schedule.ipynb #f6b3b747
+@patch
+def to_dict(self:InjectionSchedule) -> dict:
+    "Plain data (format tag, version, events by step) for JSON or YAML."
+    return {"format": "ffka.InjectionSchedule", "version": 1,
+            "events": {str(s): [asdict(i) for i in v] for s, v in self.events.items()}}
+
+@patch(cls_method=True)
+def from_dict(cls:InjectionSchedule, d:Mapping) -> InjectionSchedule:
+    "The schedule written by `to_dict`; `ValueError` naming the step and injection of a missing field."
+    if d.get("format") != "ffka.InjectionSchedule": raise ValueError(f"not an ffka.InjectionSchedule (format={d.get('format')!r})")
+    evs = {}
+    for s, v in d["events"].items():
+        for j, r in enumerate(v):
+            missing = {"item_id", "variant", "text"} - set(r)
+            if missing: raise ValueError(f"step {s}, injection {j}: missing field(s) {sorted(missing)}")
+        evs[int(s)] = [Injection(int(r["item_id"]), str(r["variant"]), str(r["text"])) for r in v]
+    return cls(evs)
+
+# %% ../nbs/04_schedule.ipynb #e2fcac65
+@patch
+def save(self:InjectionSchedule, path) -> Path:
+    "Write JSON (`.json`) or YAML (`.yaml`/`.yml`)."
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=10**9), encoding="utf-8")
+    elif path.suffix == ".json": path.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+    else: raise ValueError(f"{path}: use a .json, .yaml or .yml suffix")
+    return path
+
+@patch(cls_method=True)
+def load(cls:InjectionSchedule, path) -> InjectionSchedule:
+    "Read a schedule written by `save`."
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+        return cls.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 # %% ../nbs/04_schedule.ipynb #db8cc6d9
-def _duplication(cls, items: Sequence[KnowledgeItem], # the items, in row order
-                 steps: Sequence[int] | None = None,     # explicit steps (else interval_steps x n_injections from start)
-                 *, interval_steps: int = 100, n_injections: int = 10, start: int = 0):
+def _resolve_steps(steps, interval_steps, n_injections, start) -> list[int]:
+    "Explicit `steps` (checked: non-empty, >= 0, strictly increasing), else `injection_steps(interval_steps, n_injections, start)`."
+    if steps is None: steps = injection_steps(interval_steps, n_injections, start)
+    steps = [int(s) for s in steps]
+    if not steps: raise ValueError("steps is empty")
+    if any(s < 0 for s in steps): raise ValueError(f"steps must be >= 0, got {steps}")
+    if len(set(steps)) != len(steps) or steps != sorted(steps): raise ValueError(f"steps must be strictly increasing, got {steps}")
+    return steps
+
+# %% ../nbs/04_schedule.ipynb #410da89c
+@patch(cls_method=True)
+def duplication(cls:InjectionSchedule, items:Sequence[KnowledgeItem], # the items, in row order
+                steps:Sequence[int]|None=None, # explicit steps (else interval_steps x n_injections from start)
+                *, interval_steps:int=100, n_injections:int=10, start:int=0) -> InjectionSchedule:
     "Each item's original passage at every step."
     steps = _resolve_steps(steps, interval_steps, n_injections, start)
     return cls({s: [Injection(it.id, "original", it.context) for it in items] for s in steps})
 
-def _paraphrase(cls, items: Sequence[KnowledgeItem], # the items, in row order
-                steps: Sequence[int] | None = None,     # explicit steps (else interval_steps x n_injections from start)
-                *, interval_steps: int = 100, n_injections: int = 10, start: int = 0):
+# %% ../nbs/04_schedule.ipynb #043083ac
+@patch(cls_method=True)
+def paraphrase(cls:InjectionSchedule, items:Sequence[KnowledgeItem], # the items, in row order
+               steps:Sequence[int]|None=None, # explicit steps (else interval_steps x n_injections from start)
+               *, interval_steps:int=100, n_injections:int=10, start:int=0) -> InjectionSchedule:
     "The original passage at the first step, then `paraphrases[k-1]` at the k-th later step."
     steps = _resolve_steps(steps, interval_steps, n_injections, start)
     for it in items:
@@ -176,11 +210,17 @@ def _paraphrase(cls, items: Sequence[KnowledgeItem], # the items, in row order
         evs[s] = [Injection(it.id, f"paraphrase-{k-1}", it.paraphrases[k-1]) for it in items]
     return cls(evs)
 
-def _once(cls, items: Sequence[KnowledgeItem], step: int = 0):
+# %% ../nbs/04_schedule.ipynb #93ce8e02
+@patch(cls_method=True)
+def once(cls:InjectionSchedule, items:Sequence[KnowledgeItem], # the items, in row order
+         step:int=0, # the one step
+        ) -> InjectionSchedule:
     "Each item's original passage at a single step."
     return cls({int(step): [Injection(it.id, "original", it.context) for it in items]})
 
+# %% ../nbs/04_schedule.ipynb #284b832e
 def _select(items: Sequence[KnowledgeItem], ids: Iterable[int], name: str) -> list[KnowledgeItem]:
+    "The items with these ids, in the order of `ids`; `ValueError` naming the scenario and a missing id."
     byid = {it.id: it for it in items}
     out = []
     for i in ids:
@@ -188,9 +228,10 @@ def _select(items: Sequence[KnowledgeItem], ids: Iterable[int], name: str) -> li
         out.append(byid[i])
     return out
 
-def _paper(cls, items: Sequence[KnowledgeItem],          # all items (ids as in the scenarios)
-           scenarios: Mapping[str, Sequence[int]] | None = None, # scenario -> item ids (default: paper_scenarios)
-           interval_steps: int = 100, n_injections: int = 10, start: int = 0):
+@patch(cls_method=True)
+def paper(cls:InjectionSchedule, items:Sequence[KnowledgeItem], # all items (ids as in the scenarios)
+          scenarios:Mapping[str, Sequence[int]]|None=None, # scenario -> item ids (default: paper_scenarios)
+          interval_steps:int=100, n_injections:int=10, start:int=0) -> InjectionSchedule:
     "The official layout: paraphrase + duplication at every step, once at the first, controls never."
     split = paper_scenarios(items) if scenarios is None else dict(scenarios)
     unknown = set(split) - {"paraphrase", "duplication", "once", "control"}
@@ -202,17 +243,12 @@ def _paper(cls, items: Sequence[KnowledgeItem],          # all items (ids as in 
     if split.get("once"): sched = sched + cls.once(_select(items, split["once"], "once"), steps[0])
     return sched
 
-InjectionSchedule.duplication = classmethod(_duplication)
-InjectionSchedule.paraphrase = classmethod(_paraphrase)
-InjectionSchedule.once = classmethod(_once)
-InjectionSchedule.paper = classmethod(_paper)
-
 # %% ../nbs/04_schedule.ipynb #47be81a3
 def pack_groups(n_sequences: int, # sequences to place
                 n_rows: int,       # rows in the batch
                ) -> list[list[int]]:
     "Row r receives the sequences `groups[r]`: one per row if they fit, else the official contiguous balanced split."
-    if n_rows < 1: raise ValueError(f"n_rows must be >= 1, got {n_rows}")
+    _check_whole("n_sequences", n_sequences, minimum=0); _check_whole("n_rows", n_rows)
     if n_sequences <= n_rows: return [[j] for j in range(n_sequences)]
     size, rem = divmod(n_sequences, n_rows)
     groups, pos = [], 0
@@ -221,17 +257,7 @@ def pack_groups(n_sequences: int, # sequences to place
         groups.append(list(range(pos, pos + k))); pos += k
     return groups
 
-def injection_stats(sequences: Sequence[Sequence[int]], # one step's token sequences
-                    batch_size: int,                      # rows B
-                    seq_len: int,                         # row length L
-                   ) -> dict:
-    "What one step injects into a `[B, L]` batch: sequences, rows used, tokens kept and cut, knowledge fraction."
-    groups = pack_groups(len(sequences), batch_size)
-    lens = [sum(len(sequences[j]) for j in g) for g in groups]
-    kept = sum(min(n, seq_len) for n in lens)
-    return dict(n_sequences=len(sequences), rows_used=len(groups), max_per_row=max(map(len, groups), default=0),
-                tokens=kept, tokens_cut=sum(lens) - kept, knowledge_fraction=kept / (batch_size * seq_len))
-
+# %% ../nbs/04_schedule.ipynb #4bb55e80
 def inject_batch(batch,                                 # LongTensor [B, L] of token ids (not modified)
                  sequences: Sequence[Sequence[int]],     # one step's sequences, in row order
                  overflow: str = "raise",                # "raise" or "warn" when injected tokens do not fit in a row
@@ -239,7 +265,7 @@ def inject_batch(batch,                                 # LongTensor [B, L] of t
     "Prepend sequence j to row j and cut each row back to L (several per row, in order, when there are more sequences than rows)."
     import torch
     if overflow not in ("raise", "warn"): raise ValueError(f"overflow must be 'raise' or 'warn', got {overflow!r}")
-    if batch.ndim != 2: raise ValueError(f"batch must be [B, L], got shape {tuple(batch.shape)}")
+    if batch.ndim != 2 or 0 in batch.shape: raise ValueError(f"batch: must be [B, L] with B, L >= 1, got shape {tuple(batch.shape)}")
     B, L = batch.shape
     out = batch.clone()
     if not sequences: return out
@@ -259,3 +285,16 @@ def inject_batch(batch,                                 # LongTensor [B, L] of t
         if overflow == "raise": raise ValueError(msg + " (use larger rows, fewer sequences, or overflow='warn')")
         log.warning(msg)
     return out
+
+# %% ../nbs/04_schedule.ipynb #14206362
+def injection_stats(sequences: Sequence[Sequence[int]], # one step's token sequences
+                    batch_size: int,                      # rows B
+                    seq_len: int,                         # row length L
+                   ) -> dict:
+    "What one step injects into a `[B, L]` batch: sequences, rows used, tokens kept and cut, knowledge fraction."
+    _check_whole("batch_size", batch_size); _check_whole("seq_len", seq_len)
+    groups = pack_groups(len(sequences), batch_size)
+    lens = [sum(len(sequences[j]) for j in g) for g in groups]
+    kept = sum(min(n, seq_len) for n in lens)
+    return dict(n_sequences=len(sequences), rows_used=len(groups), max_per_row=max(map(len, groups), default=0),
+                tokens=kept, tokens_cut=sum(lens) - kept, knowledge_fraction=kept / (batch_size * seq_len))

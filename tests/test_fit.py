@@ -15,7 +15,8 @@ from ffka.fit import (FIT_COLUMNS, BootstrapFit, ForgettingFit, binned_retainabi
                       compare_laws, fit_forgetting, fit_law, fit_row, forgetting_contrast, forgetting_coverage, forgetting_table,
                       mean_curve, pooled_retainability, simulate_retainability, _ols_rows, _replicate_curves)
 from ffka.law import _ols
-from ffka.metrics import IQR_K, SimpleLog, mean_retainability, retainability_matrix
+from ffka.metrics import IQR_K, mean_retainability, retainability_matrix
+from ffka.testing import SimpleLog
 from ffka.stats import draw_clusters
 
 TOL = 1e-9

@@ -11,7 +11,8 @@ from hypothesis.extra.numpy import arrays
 
 sys.path.insert(0, str(Path(__file__).parent))
 import official_reference as ref
-from ffka.metrics import (IQR_K, IQR_K_PAPER, NO_STEP, SimpleLog, control_drift, effectivity, effectivity_table, filtered_mean,
+from ffka.testing import SimpleLog
+from ffka.metrics import (IQR_K, IQR_K_PAPER, NO_STEP, control_drift, effectivity, effectivity_table, filtered_mean,
                           iqr_keep, local_acquisition_max, local_retainability, mean_effectivity, mean_retainability,
                           remove_outliers_iqr, retainability, retainability_curves, retainability_matrix, step_effectivity)
 
@@ -408,3 +409,13 @@ def test_iqr_keep_axis_and_errors():
         effectivity(np.zeros(3), [0], steps=[0, 0, 1])
     with pytest.raises(ValueError, match="3 logged steps"):
         retainability(np.zeros(3), 0, steps=[0, 1])
+
+
+@pytest.mark.parametrize("window", [0, -1, -50])
+def test_windows_rejected_naming_the_parameter(window):
+    x = np.full((10, 2), -1.0)
+    for call in (lambda: local_acquisition_max(x, 0, window), lambda: effectivity(x, [0], window),
+                 lambda: retainability(x, 0, window), lambda: local_retainability(x, [0], window)):
+        with pytest.raises(ValueError, match=f"^window: must be >= 1, got {window}$"): call()
+    from ffka.testing import toy_log
+    with pytest.raises(ValueError, match=f"window: must be a whole number >= 1, got {window}"): effectivity_table(toy_log(S=60), window)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ffka.model import LM, eval_mode, hub_offline, load_training_state, rng_state, set_rng_state
+from ffka.testing import olmo_tokenizer_or_standin
 
 D = dict(n_layers=2, d_model=64, n_heads=4, mlp_hidden=128)
 
@@ -14,8 +15,14 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
-def lm(olmo_tokenizer):
-    return LM.tiny(olmo_tokenizer, **D, seed=0, device="cpu")
+def tok():
+    "The OLMo tokenizer, or (fresh clone, FFKA_NO_SHARED=1) the byte-level stand-in: these tests need no particular vocabulary."
+    return olmo_tokenizer_or_standin()
+
+
+@pytest.fixture(scope="module")
+def lm(tok):
+    return LM.tiny(tok, **D, seed=0, device="cpu")
 
 
 def _logits(lm, text="The capital of Veloria is Quenthal"):
@@ -23,28 +30,42 @@ def _logits(lm, text="The capital of Veloria is Quenthal"):
     with eval_mode(lm.model), torch.inference_mode(): return lm.model(ids).logits
 
 
-def test_tiny_shape_and_seed(olmo_tokenizer, lm):
+def test_tiny_olmo_vocabulary(olmo_tokenizer):
+    assert LM.tiny(olmo_tokenizer, **D, device="cpu").model.config.vocab_size == 50304   # 50,280 rounded up to 64
+
+
+def test_tiny_shape_and_seed(tok, lm):
     cfg = lm.model.config
-    assert (cfg.vocab_size, cfg.num_hidden_layers, cfg.hidden_size) == (50304, 2, 64)
+    assert (cfg.vocab_size, cfg.num_hidden_layers, cfg.hidden_size) == (-(-len(tok) // 64) * 64, 2, 64)
     assert type(lm.model).__name__ == "OlmoForCausalLM"
-    assert lm.pad_token_id == olmo_tokenizer.pad_token_id == 1
+    assert lm.pad_token_id == tok.pad_token_id == 1
     assert lm.device.type == "cpu" and lm.dtype == torch.float32
     before = torch.get_rng_state()
-    same = LM.tiny(olmo_tokenizer, **D, seed=0, device="cpu")
-    other = LM.tiny(olmo_tokenizer, **D, seed=1, device="cpu")
+    same = LM.tiny(tok, **D, seed=0, device="cpu")
+    other = LM.tiny(tok, **D, seed=1, device="cpu")
     assert torch.equal(torch.get_rng_state(), before), "LM.tiny must not move the global RNG"
     for (k, a), b, c in zip(lm.model.state_dict().items(), same.model.state_dict().values(), other.model.state_dict().values()):
         assert torch.equal(a, b), k
     assert not torch.equal(lm.model.model.embed_tokens.weight, other.model.model.embed_tokens.weight)
 
 
-def test_tiny_pad_falls_back_to_eos(olmo_tokenizer):
+def test_tiny_pad_falls_back_to_eos(tok):
     from transformers import PreTrainedTokenizerFast
-    from ffka.model import LM
-    tok = PreTrainedTokenizerFast(tokenizer_object=olmo_tokenizer.backend_tokenizer, eos_token="<|endoftext|>")
-    assert tok.pad_token_id is None
-    m = LM.tiny(tok, **D, device="cpu")
-    assert m.pad_token_id == tok.eos_token_id and m.model.config.pad_token_id == tok.eos_token_id
+    nopad = PreTrainedTokenizerFast(tokenizer_object=tok.backend_tokenizer, eos_token="<|endoftext|>")
+    assert nopad.pad_token_id is None
+    m = LM.tiny(nopad, **D, device="cpu")
+    assert m.pad_token_id == nopad.eos_token_id and m.model.config.pad_token_id == nopad.eos_token_id
+
+
+@pytest.mark.parametrize("name,value", [("n_layers", 0), ("d_model", -64), ("n_heads", 0), ("mlp_hidden", 0),
+                                        ("max_len", -1), ("vocab_multiple", 0), ("n_layers", 1.5), ("n_heads", True)])
+def test_tiny_rejects_bad_sizes_naming_them(tok, name, value):
+    with pytest.raises(ValueError, match=f"^{name}: must be a whole number >= 1, got {value!r}$"):
+        LM.tiny(tok, **{**D, name: value}, device="cpu")
+
+
+def test_tiny_heads_must_divide_d_model(tok):
+    with pytest.raises(ValueError, match="d_model=64 is not divisible by n_heads=3"): LM.tiny(tok, **{**D, "n_heads": 3})
 
 
 def test_autocast_policy(lm):
@@ -116,7 +137,7 @@ def _train(lm, opt, sched, steps):
     lm.model.train(); losses = []
     for _ in range(steps):
         n = int(np.random.randint(5, 12)) + random.randint(0, 3)
-        x = torch.randint(0, 5000, (2, n))
+        x = torch.randint(0, min(5000, len(lm.tokenizer)), (2, n))
         noise = torch.randn(()) * 1e-3           # torch RNG feeds the update too
         loss = lm.model(x, labels=x).loss + noise
         loss.backward(); opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
@@ -125,9 +146,9 @@ def _train(lm, opt, sched, steps):
 
 
 @pytest.mark.parametrize("tie", [False, True])
-def test_save_load_bit_identical_resume(tmp_path, olmo_tokenizer, tie):
+def test_save_load_bit_identical_resume(tmp_path, tok, tie):
     torch.manual_seed(1); np.random.seed(1); random.seed(1)
-    a = LM.tiny(olmo_tokenizer, **D, seed=5, device="cpu", cpu_bf16=False, tie_word_embeddings=tie)
+    a = LM.tiny(tok, **D, seed=5, device="cpu", cpu_bf16=False, tie_word_embeddings=tie)
     opt, sched = _opt(a.model)
     _train(a, opt, sched, 3)
     a.save(tmp_path, training_state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": 3,

@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 from ffka import plots
 from ffka.data import PROBE_KINDS
-from ffka.metrics import SimpleLog, effectivity_table, mean_effectivity, retainability_curves
+from ffka.metrics import effectivity_table, mean_effectivity, retainability_curves
+from ffka.testing import SimpleLog
 from ffka.fit import FIT_COLUMNS, forgetting_table
 from ffka.stats import bootstrap_effectivity
 

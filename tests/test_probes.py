@@ -11,8 +11,8 @@ from hypothesis import given, settings, HealthCheck, strategies as st
 from torch import nn
 
 from ffka.model import LM
-from ffka.probes import (ProbeSet, score_probeset, score_probes, score_probes_naive, split_probe,
-                         _merge_tokenizer, _ShiftLM)
+from ffka.probes import ProbeSet, score_probeset, score_probes, score_probes_naive, split_probe
+from ffka.testing import ShiftLM, merge_tokenizer
 
 TOL = 1e-5
 
@@ -147,7 +147,7 @@ def _hand_set():
 @pytest.mark.parametrize("layout", ["sorted", "packed"])
 def test_hand_computed(batch_size, method, layout):
     hps, expect = _hand_set()
-    m = _ShiftLM(V, A)
+    m = ShiftLM(V, A)
     kw = dict(batch_size=batch_size, method=method, layout=layout, row_tokens=10)
     for reduce, f in (("mean", np.mean), ("sum", np.sum), ("first", lambda e: e[0])):
         np.testing.assert_allclose(score_probeset(m, hps, reduce=reduce, **kw), [f(e) for e in expect], rtol=0, atol=1e-6)
@@ -155,7 +155,7 @@ def test_hand_computed(batch_size, method, layout):
         np.testing.assert_allclose(g, e, rtol=0, atol=1e-6)
 
 
-class _Capped(_ShiftLM):
+class _Capped(ShiftLM):
     "A model that soft-caps its logits in forward and says so in its config (like Gemma 2)."
     def __init__(self, vocab, a, cap):
         super().__init__(vocab, a); self.config.final_logit_softcapping = cap
@@ -164,7 +164,7 @@ class _Capped(_ShiftLM):
         return SimpleNamespace(logits=torch.tanh(l / c) * c)
 
 
-class _Unknown(_ShiftLM):
+class _Unknown(ShiftLM):
     "A model that rescales its logits in forward without a config entry: the head-only path must refuse it."
     def forward(self, input_ids, **kw): return SimpleNamespace(logits=self.head(self.embed(input_ids)) * 0.25)
 
@@ -185,7 +185,7 @@ def test_unknown_logit_transform_refused():
     np.testing.assert_allclose(score_probeset(_Unknown(V, 4 * A), hps, method="full"), [np.mean(e) for e in expect], atol=1e-6)
 
 
-class _Leaky(_ShiftLM):
+class _Leaky(ShiftLM):
     "A causal trunk that averages all earlier tokens of the row, ignoring position ids: packing must be refused."
     def __init__(self, vocab, a):
         super().__init__(vocab, a)
@@ -217,7 +217,7 @@ def test_split_probe_rule():
 
 
 def test_bpe_merge_across_boundary(caplog):
-    mt = _merge_tokenizer()
+    mt = merge_tokenizer()
     with caplog.at_level(logging.WARNING, logger="ffka.probes"):
         mps = ProbeSet.from_texts(mt, ["is", "x", "xis"], ["Q", "Q", "xQ"])
     assert mps.boundary_ok.tolist() == [False, True, False]
@@ -242,7 +242,7 @@ def test_errors_and_edge_cases(lm, ps):
     with pytest.raises(ValueError, match="'median' is not one of"): score_probeset(lm, sub, reduce="median")
     with pytest.raises(ValueError, match="method 'logits'"): score_probeset(lm, sub, method="logits")
     with pytest.raises(ValueError, match="layout 'ragged'"): score_probeset(lm, sub, layout="ragged")
-    with pytest.raises(ValueError, match="batch_size must be >= 1"): score_probeset(lm, sub, batch_size=0)
+    with pytest.raises(ValueError, match="batch_size: must be a whole number >= 1"): score_probeset(lm, sub, batch_size=0)
     with pytest.raises(ValueError, match="differs from the model's device"): score_probeset(lm, sub, device="meta")
     assert score_probeset(lm, ps.subset([])).shape == (0,)
     assert score_probeset(lm, ps.subset([]), reduce="tokens").shape == (0,)
@@ -252,3 +252,16 @@ def test_errors_and_edge_cases(lm, ps):
     with pytest.raises(ValueError, match="boolean mask has 3 entries"): ps.subset(np.ones(3, dtype=bool))
     m = np.zeros(len(ps), dtype=bool); m[[4, 2]] = True
     assert ps.subset(m).input_ids == [ps.input_ids[2], ps.input_ids[4]]
+
+
+@pytest.mark.parametrize("kw,name", [(dict(batch_size=0), "batch_size"), (dict(batch_size=-3), "batch_size"),
+                                     (dict(batch_size=2.5), "batch_size"), (dict(batch_size=True), "batch_size"),
+                                     (dict(layout="packed", row_tokens=0), "row_tokens"),
+                                     (dict(layout="packed", row_tokens=-1), "row_tokens")])
+def test_sizes_rejected_naming_the_parameter(kw, name):
+    "No reference data needed: the hand-made model and probe set."
+    hps, _ = _hand_set()
+    with pytest.raises(ValueError, match=f"^{name}: must be a whole number >= 1, got {kw[name]!r}$"):
+        score_probeset(ShiftLM(V, A), hps, **kw)
+    with pytest.raises(ValueError, match=f"^{name}: must be a whole number >= 1"):
+        score_probes(ShiftLM(V, A), merge_tokenizer(), ["is"], ["Q"], **kw)

@@ -84,3 +84,45 @@ def test_official_small_batch_packing():
     g = pack_groups(120, 16)
     assert [len(x) for x in g] == [8] * 8 + [7] * 8 and g[8][0] == 64
     assert injection_steps(20, 3) == [0, 20, 40]
+
+
+# ----- input checks: every size names its parameter (no reference data needed)
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: injection_steps(0), "interval_steps: must be a whole number >= 1, got 0"),
+    (lambda: injection_steps(10, 0), "n_injections: must be a whole number >= 1, got 0"),
+    (lambda: injection_steps(10, 3, start=-5), "start: must be a whole number >= 0, got -5"),
+    (lambda: injection_steps(2.5), "interval_steps: must be a whole number >= 1, got 2.5"),
+    (lambda: pack_groups(4, 0), "n_rows: must be a whole number >= 1, got 0"),
+    (lambda: pack_groups(-1, 4), "n_sequences: must be a whole number >= 0, got -1"),
+    (lambda: injection_stats([[1, 2]], 0, 8), "batch_size: must be a whole number >= 1, got 0"),
+    (lambda: injection_stats([[1, 2]], 4, -8), "seq_len: must be a whole number >= 1, got -8"),
+    (lambda: inject_batch(torch.zeros(0, 8, dtype=torch.long), [[1]]), "batch: must be [B, L] with B, L >= 1, got shape (0, 8)"),
+    (lambda: inject_batch(torch.zeros(2, 0, dtype=torch.long), [[1]]), "batch: must be [B, L] with B, L >= 1, got shape (2, 0)"),
+    (lambda: inject_batch(torch.zeros(2, 3, dtype=torch.long), [[1]], overflow="drop"), "overflow must be 'raise' or 'warn'"),
+])
+def test_sizes_rejected_naming_the_parameter(call, message):
+    with pytest.raises(ValueError) as e: call()
+    assert message in str(e.value)
+
+
+def test_schedule_steps_checked():
+    from ffka.testing import standin_items
+    items = standin_items(4)
+    with pytest.raises(ValueError, match="step -1: injection steps must be >= 0"): InjectionSchedule.once(items, -1)
+    s = InjectionSchedule.paper(items, {"paraphrase": [0], "duplication": [1], "once": [2], "control": [3]},
+                                interval_steps=5, n_injections=3, start=5)
+    assert s.shift(-5).steps == [0, 5, 10]
+    with pytest.raises(ValueError, match="offset: must be a whole number >= -5, got -6"): s.shift(-6)
+    with pytest.raises(ValueError, match="offset: must be a whole number >= -5, got 1.5"): s.shift(1.5)
+    with pytest.raises(ValueError, match="n_injections: must be a whole number >= 1, got 0"):
+        InjectionSchedule.paper(items, {"once": [0]}, n_injections=0)
+
+
+def test_save_load_roundtrip_standin(tmp_path):
+    from ffka.testing import standin_items
+    items = standin_items(8)
+    s = InjectionSchedule.paper(items, {"paraphrase": [0, 1], "duplication": [2, 3], "once": [4, 5], "control": [6, 7]})
+    assert s.steps == list(range(0, 1000, 100)) and s.n_sequences(0) == 6 and s.n_sequences(100) == 4
+    for suf in (".json", ".yaml"):
+        assert InjectionSchedule.load(s.save(tmp_path / f"s{suf}")) == s

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, HealthCheck, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ffka.metrics import SimpleLog, effectivity_table, filtered_mean, mean_effectivity, _nan_percentiles
+from ffka.metrics import effectivity_table, filtered_mean, mean_effectivity, _nan_percentiles
+from ffka.testing import SimpleLog
 from ffka.stats import (DEFAULT_SCHEME, FINDING_COLUMNS, SCHEMES, Claim, Finding, Interval, bootstrap_effectivity, cluster_bootstrap,
                         contrast, draw_clusters, effectivity_contrast, equivalence_verdict, findings_frame, percentile_interval,
                         pool_tables, verdict, weighted_filtered_mean, weighted_percentiles)

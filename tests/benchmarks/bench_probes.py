@@ -14,7 +14,6 @@ padded batches, and targets-only with packed rows (several probes per row, no pa
     HF_HUB_OFFLINE=1 .venv/bin/python tests/benchmarks/bench_probes.py [--repeats 3] [--naive-sample 0]
 """
 import argparse, os, time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
@@ -23,8 +22,7 @@ import torch
 from ffka.data import load_fictional_knowledge
 from ffka.model import LM
 from ffka.probes import ProbeSet, score_probeset, score_probes_naive
-
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+from ffka.testing import FICTIONAL_KNOWLEDGE_DIR, olmo_tokenizer, shared_data
 
 
 def best_of(fn, repeats):
@@ -111,10 +109,10 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = ap.parse_args()
     if args.threads: torch.set_num_threads(args.threads)
-    from transformers import PreTrainedTokenizerFast
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(SHARED / "tokenizers/olmo-gpt-neox-dolma-v1_5.json"),
-                                  eos_token="<|endoftext|>", pad_token="<|padding|>")
-    ps = ProbeSet.from_items(load_fictional_knowledge(SHARED / "fictional-knowledge"), tok)
+    fk = shared_data(FICTIONAL_KNOWLEDGE_DIR)
+    if fk is None: raise SystemExit(f"the benchmark needs the reference data: ../shared/data/{FICTIONAL_KNOWLEDGE_DIR} is missing")
+    tok = olmo_tokenizer()
+    ps = ProbeSet.from_items(load_fictional_knowledge(fk), tok)
     if not args.no_cpu: cpu_bench(tok, ps, args.repeats, args.naive_sample, args.batch_size)
     if torch.cuda.is_available(): gpu_bench(tok, ps, args.repeats)
     elif args.gpu_smoke: gpu_bench(tok, ps.subset(np.arange(0, len(ps), 10)), 1, smoke=True)
