@@ -14,7 +14,7 @@ from .metrics import IQR_K, log_window, mean_retainability, retainability_matrix
 from .stats import (DEFAULT_SCHEME, OPS, ClusterDraws, Interval, as_labels, draw_clusters, pair_strata, percentile_interval,
                         weighted_filtered_mean)
 from .law import (LAWS, ForgettingFit, binned_retainability, compare_laws, fit_forgetting, fit_law, mean_curve, probe_matrix,
-                      _bin_of, _dense_counts, _edges, _ols)
+                      _bin_of, _dense_counts, _edges)
 
 log = logging.getLogger(__name__)
 _all_ = ["LAWS", "ForgettingFit", "binned_retainability", "compare_laws", "fit_forgetting", "fit_law", "mean_curve", "probe_matrix"]

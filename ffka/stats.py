@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
-from .metrics import IQR_K, filtered_mean, iqr_keep
+from .metrics import IQR_K, _lerp, filtered_mean, iqr_keep   # _lerp: numpy's percentile interpolation, as metrics reproduces it
 
 SCHEMES = ("items", "two-stage", "seeds")   # what a bootstrap replicate redraws (see `draw_clusters`)
 DEFAULT_SCHEME = "two-stage"                # honest when seeds share variation, conservative when they do not (measured below)
@@ -22,11 +22,6 @@ __all__ = ['SCHEMES', 'DEFAULT_SCHEME', 'VERDICTS', 'OPS', 'FINDING_COLUMNS', 'w
            'equivalence_verdict', 'Finding', 'findings_frame', 'Claim']
 
 # %% ../nbs/07a_stats.ipynb #71ff44ee
-def _lerp(a, b, g):
-    "numpy's `_lerp` (np.percentile, method='linear'), as `ffka.metrics` reproduces it: bit-identical quartiles."
-    d = b - a
-    return np.where(g >= 0.5, b - d * (1 - g), a + d * g)
-
 def weighted_percentiles(x, # values [..., n]; NaN are never counted
                          w, # whole-number repetition weights, broadcastable to x (e.g. [n_boot, 1, n])
                          qs:Sequence[float]=(0.25, 0.75), # quantiles in [0, 1]
