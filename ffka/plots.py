@@ -14,15 +14,17 @@ import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from scipy import stats as sps
 from .data import PROBE_KINDS, PROBE_KIND_NAMES, SCENARIOS
+from .fit import FIT_COLUMNS, fit_forgetting, fit_row
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'KIND_COLORS', 'SCENARIO_ORDER', 'SCENARIO_NAMES', 'STAGE_ORDER', 'set_style', 'kind_label', 'repo_root',
-           'figures_dir', 'savefig', 'mean_delta_frame', 'injection_steps', 'plot_dynamics', 'plot_control_drift',
-           'plot_effectivity', 'normalize_fits', 'plot_forgetting', 'fit_table', 'tokens_fit', 'plot_threshold',
-           'decay_table', 'markdown_table', 'latex_table']
+           'figures_dir', 'savefig', 'mean_delta_frame', 'scenario_injection_steps', 'plot_dynamics',
+           'plot_control_drift', 'plot_effectivity', 'line_band', 'plot_forgetting', 'fit_table', 'tokens_fit',
+           'plot_threshold', 'decay_table', 'markdown_table', 'latex_table']
 
 # %% ../nbs/08_plots.ipynb #19215baa
 KIND_COLORS = {"mem": "#1f77b4", "gen": "#ff7f0e", "hard_gen": "#d62728"}   # paper: blue, orange, red
@@ -104,7 +106,7 @@ def mean_delta_frame(log,                     # ProbeLog-like: .steps, .scores, 
                                  "delta": (mean - mean[0])[keep], "n_items": len(per_item)}))
     return pd.concat(out, ignore_index=True)
 
-def injection_steps(log) -> dict[str, list[int]]:
+def scenario_injection_steps(log) -> dict[str, list[int]]:
     "Injection steps of each scenario (union over its items), from a ProbeLog-like object."
     scen_of = log.probes.drop_duplicates("item_id").set_index("item_id")["scenario"].to_dict()
     out: dict[str, set] = {}
@@ -169,17 +171,18 @@ def plot_control_drift(frame: pd.DataFrame,     # tidy: scenario, kind, step, de
     return fig
 
 # %% ../nbs/08_plots.ipynb #69d17849
-def plot_effectivity(frame: pd.DataFrame,      # tidy: scenario, kind, effectivity, <by> (+ se)
+def plot_effectivity(frame: pd.DataFrame,      # tidy: scenario, kind, effectivity, <by> (+ lo, hi, or se)
                      by: str = "stage",         # grouping column: one bar per value (stage, model, batch_size, ...)
                      value: str = "effectivity", # bar height column
-                     err: str | None = "se",    # error-bar column (skipped if absent)
+                     interval: tuple[str, str] | None = ("lo", "hi"), # interval columns: asymmetric error bars [lo, hi]
+                     err: str | None = "se",    # symmetric ± column, used when the interval columns are absent
                      kinds: Sequence[str] = PROBE_KINDS, # one panel per kind
                      scenarios: Sequence[str] | None = None, # x order (default: paper order, no control)
                      order: Sequence | None = None,  # order of the `by` values
                      title: str | None = None,
                      axes=None,                 # optional row of matplotlib axes, one per kind
                     ) -> matplotlib.figure.Figure:
-    "Fig. 3: effectivity bars, one panel per probe kind, scenarios on x, one bar per `by` value."
+    "Fig. 3: effectivity bars with their intervals, one panel per probe kind, scenarios on x, one bar per `by` value."
     _require(frame, ["scenario", "kind", value, by], "plot_effectivity")
     if scenarios is None: scenarios = [s for s in _order(frame.scenario, SCENARIO_ORDER) if s != "control"]
     if order is None: order = _order(frame[by], STAGE_ORDER)
@@ -189,18 +192,23 @@ def plot_effectivity(frame: pd.DataFrame,      # tidy: scenario, kind, effectivi
     else: fig = axes[0].figure
     palette = dict(zip(order, sns.color_palette("crest", len(order)) if by == "stage" else sns.color_palette("deep", len(order))))
     width = 0.8 / max(len(order), 1)
+    has_iv = interval is not None and all(c in frame for c in interval)
     for ax, kind in zip(axes, kinds):
         sub = frame[frame.kind == kind]
         for j, g in enumerate(order):
             rows = sub[sub[by] == g].set_index("scenario").reindex(scenarios)
             x = np.arange(len(scenarios)) + (j - (len(order) - 1) / 2) * width
-            yerr = rows[err].to_numpy(float) if err and err in rows else None
-            ax.bar(x, rows[value].to_numpy(float), width=width * 0.95, color=palette[g], label=str(g),
-                   yerr=yerr, capsize=2, error_kw={"lw": 0.8})
+            v = rows[value].to_numpy(float)
+            ax.bar(x, v, width=width * 0.95, color=palette[g], label=str(g),
+                   yerr=rows[err].to_numpy(float) if not has_iv and err and err in rows else None, capsize=2, error_kw={"lw": 0.8})
+            if has_iv:   # the percentile interval need not be centred on the bar: draw [lo, hi] itself
+                lo, hi = rows[interval[0]].to_numpy(float), rows[interval[1]].to_numpy(float)
+                ax.errorbar(x, (lo + hi) / 2, yerr=(hi - lo) / 2, fmt="none", ecolor="0.15", elinewidth=0.8, capsize=2)
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xticks(np.arange(len(scenarios)), [SCENARIO_NAMES.get(s, s) for s in scenarios])
         ax.set_title(kind_label(kind), fontsize="medium")
-    axes[0].set_ylabel("Avg. effectivity (nats)")
+    lvl = frame["level"].iloc[0] if has_iv and "level" in frame else None
+    axes[0].set_ylabel("Avg. effectivity (nats)" + (f", {100 * lvl:g}% CI" if lvl else ""))
     axes[-1].legend(title=by, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if title: fig.suptitle(title)
     fig.tight_layout()
@@ -214,35 +222,38 @@ def _fit_row(fits: pd.DataFrame | None, **key) -> pd.Series | None:
         if k in fits.columns: m &= (fits[k] == v).to_numpy()
     return fits[m].iloc[0] if m.any() else None
 
-def normalize_fits(fits: pd.DataFrame) -> pd.DataFrame:
-    "Fit frames from ffka.fit.forgetting_table (a, a_stderr, b, x_intercept_log10_steps) with plot names added (slope, intercept, a_se, x_intercept)."
-    f = fits.copy()
-    if "slope" not in f and "a" in f: f["slope"] = -f["a"]
-    if "intercept" not in f and "b" in f: f["intercept"] = f["b"]
-    if "a_se" not in f and "a_stderr" in f: f["a_se"] = f["a_stderr"]
-    if "x_intercept" not in f and "x_intercept_log10_steps" in f: f["x_intercept"] = f["x_intercept_log10_steps"]
-    if "a" not in f and "slope" in f: f["a"] = -f["slope"]
-    return f
-
 def _fit_label(name: str, fit: pd.Series | None) -> str:
+    "'name (a = 0.123 [0.100, 0.150])', or '± se' when the row has no interval."
     if fit is None: return name
-    a = fit.get("a", -fit["slope"]); se = fit.get("a_se", np.nan)
+    a, lo, hi, se = (float(fit.get(c, np.nan)) for c in ("a", "a_lo", "a_hi", "a_se"))
+    if np.isfinite(lo) and np.isfinite(hi): return f"{name} (a = {a:.3f} [{lo:.3f}, {hi:.3f}])"
     return f"{name} (a = {a:.3f}" + (f" ± {se:.3f})" if np.isfinite(se) else ")")
 
+def line_band(fit: pd.Series | Mapping, # a fit row: a, b (+ a_se, b_se, cov_ab, level)
+              x: np.ndarray,            # log10 t
+             ) -> tuple[np.ndarray, np.ndarray] | None:
+    "(lower, upper) band of the fitted line b − a·x: ± z·sd from a_se, b_se, cov_ab; None without them."
+    a_se, b_se, cov = (float(fit.get(c, np.nan)) for c in ("a_se", "b_se", "cov_ab"))
+    if not (np.isfinite(a_se) and np.isfinite(b_se) and np.isfinite(cov)): return None
+    sd = np.sqrt(np.clip(b_se ** 2 + x ** 2 * a_se ** 2 - 2 * x * cov, 0, None))
+    z = sps.norm.ppf(0.5 + float(fit.get("level", 0.95)) / 2)
+    y = float(fit["b"]) - float(fit["a"]) * x
+    return y - z * sd, y + z * sd
+
 def plot_forgetting(curves: pd.DataFrame,       # tidy: scenario, kind, t, retainability (t in steps, t >= 1 is drawn)
-                    fits: pd.DataFrame | None = None, # tidy: scenario, kind, slope, intercept (+ a, a_se, r2)
+                    fits: pd.DataFrame | None = None, # fit rows (ffka.fit.FIT_COLUMNS): scenario, kind, a, b (+ a_lo, a_hi, a_se, b_se, cov_ab)
                     scenarios: Sequence[str] = ("duplication", "paraphrase"), # one panel each
                     kinds: Sequence[str] = PROBE_KINDS,
                     title: str | None = None,
                     ylim: tuple | None = (None, None), # y limits; the paper uses (0, 1)
                     axes=None,                  # optional row of axes, one per scenario
+                    band: bool = True,          # shade the band of each fitted line
                    ) -> matplotlib.figure.Figure:
-    "Fig. 4: mean retainability against log10 t, scatter + dotted fitted lines, `a` in the legend."
+    "Fig. 4: mean retainability against log10 t, scatter + dotted fitted lines with bands, `a [lo, hi]` in the legend."
     _require(curves, ["scenario", "kind", "t", "retainability"], "plot_forgetting")
     if fits is not None:
-        fits = normalize_fits(fits)
-        _require(fits, ["scenario", "kind", "slope", "intercept"], "plot_forgetting(fits)")
-        fits = fits.dropna(subset=["slope", "intercept"])   # scenario/kind rows that could not be fitted
+        _require(fits, ["scenario", "kind", "a", "b"], "plot_forgetting(fits)")
+        fits = fits.dropna(subset=["a", "b"])   # scenario/kind rows that could not be fitted
     scenarios = [s for s in scenarios if (curves.scenario == s).any()]
     if not scenarios: raise ValueError("plot_forgetting: none of the requested scenarios has rows")
     if axes is None:
@@ -259,7 +270,9 @@ def plot_forgetting(curves: pd.DataFrame,       # tidy: scenario, kind, t, retai
             fit = _fit_row(fits, scenario=scen, kind=kind)
             if fit is not None:
                 xs = np.logspace(0, np.log10(c.t.max()), 50)
-                ax.plot(xs, fit["slope"] * np.log10(xs) + fit["intercept"], ls=":", lw=2, color=col, label=_fit_label(kind_label(kind), fit))
+                ax.plot(xs, fit["b"] - fit["a"] * np.log10(xs), ls=":", lw=2, color=col, label=_fit_label(kind_label(kind), fit))
+                bd = line_band(fit, np.log10(xs)) if band else None
+                if bd is not None: ax.fill_between(xs, *bd, color=col, alpha=0.15, lw=0)
             else: ax.plot([], [], color=col, label=kind_label(kind))
         ax.set_xscale("log"); ax.set_xlabel("t (steps after the last LAM)")
         ax.set_title(SCENARIO_NAMES.get(scen, scen), fontsize="medium")
@@ -276,8 +289,7 @@ def fit_table(curves: pd.DataFrame,           # tidy: scenario, kind, t, <value>
               value: str = "retainability",    # the curve column (e.g. "retainability_corrected")
               tokens_per_step: float | None = None, # tokens per step (default: the `tokens_per_step` column if present)
              ) -> pd.DataFrame:
-    "One forgetting fit per (by..., scenario, kind): slope, intercept, a, a_se, r2, x_intercept (log10 steps / tokens), n."
-    from ffka.fit import fit_forgetting
+    "One OLS forgetting fit per (by..., scenario, kind) of averaged curves, as `by` columns + ffka.fit.FIT_COLUMNS."
     by = [by] if isinstance(by, str) else list(by)
     _require(curves, ["scenario", "kind", "t", value, *by], "fit_table")
     rows = []
@@ -285,39 +297,33 @@ def fit_table(curves: pd.DataFrame,           # tidy: scenario, kind, t, <value>
         key = key if isinstance(key, tuple) else (key,)
         tps = tokens_per_step if tokens_per_step is not None else (float(g.tokens_per_step.iloc[0]) if "tokens_per_step" in g else None)
         ok = (g.t >= 1) & np.isfinite(g[value].to_numpy(float))
-        row = dict(zip([*by, "scenario", "kind"], key))
         if ok.sum() < 3:
-            log.warning("fit_table: %s has %d usable points; no fit", row, int(ok.sum())); continue
+            log.warning("fit_table: %s has %d usable points; no fit", dict(zip([*by, "scenario", "kind"], key)), int(ok.sum())); continue
         f = fit_forgetting(g.t.to_numpy(float), g[value].to_numpy(float), tokens_per_step=tps)
-        row.update(slope=-f.a, intercept=f.b, a=f.a, a_se=f.a_stderr, r2=f.r2, x_intercept=f.x_intercept_log10_steps,
-                   x_intercept_log10_tokens=f.threshold_log10_tokens, threshold_steps=f.threshold_steps, n=f.n,
-                   tokens_per_step=tps, value=value)
-        rows.append(row)
-    cols = [*by, "scenario", "kind", "slope", "intercept", "a", "a_se", "r2", "x_intercept", "x_intercept_log10_tokens",
-            "threshold_steps", "n", "tokens_per_step", "value"]
-    return pd.DataFrame(rows, columns=cols)
+        rows.append({**dict(zip(by, key[:len(by)])), **fit_row(f, *key[len(by):], corrected=value == "retainability_corrected")})
+    return pd.DataFrame(rows, columns=[*by, *FIT_COLUMNS])
 
 # %% ../nbs/08_plots.ipynb #44b97d6d
-def tokens_fit(fit: pd.Series | Mapping, tokens_per_step: float) -> tuple[float, float, float]:
-    "(slope, intercept, log10 x-intercept) of a steps fit re-expressed with x in tokens."
-    m, b = float(fit["slope"]), float(fit["intercept"])
-    c = np.log10(tokens_per_step)
-    b_tok = b - m * c
+def tokens_fit(fit: pd.Series | Mapping, # a fit row: a, b (steps units)
+               tokens_per_step: float,   # tokens per optimizer step
+              ) -> tuple[float, float, float]:
+    "(slope, intercept, log10 x-intercept) of a steps fit re-expressed with x in log10 tokens."
+    m, b = -float(fit["a"]), float(fit["b"])
+    b_tok = b - m * np.log10(tokens_per_step)
     return m, b_tok, (-b_tok / m if m != 0 else np.inf)
 
 def plot_threshold(curves: pd.DataFrame,       # tidy: scenario, kind, t, retainability, <by>, tokens_per_step
-                   fits: pd.DataFrame,          # tidy: scenario, kind, slope, intercept, <by> (steps units) + tokens_per_step
+                   fits: pd.DataFrame,          # fit rows (FIT_COLUMNS): scenario, kind, a, b, <by>, tokens_per_step (+ threshold_log10_tokens_lo/hi)
                    by: str = "batch_size",      # the compared setting (one line style each)
                    scenarios: Sequence[str] = ("duplication", "paraphrase"),
                    kinds: Sequence[str] = PROBE_KINDS,
                    title: str | None = None,
-                   max_log10_tokens: float = 14.0, # clip the extended lines here when the slope is ~0
+                   max_log10_tokens: float = 14.0, # clip the extended lines (and intervals) here
                   ) -> matplotlib.figure.Figure:
-    "Fig. 5: R against tokens for each `by` value, fitted lines extended to their x-intercepts (R = 0)."
+    "Fig. 5: R against tokens for each `by` value, fitted lines extended to their x-intercepts (R = 0) with the thresholds' intervals."
     _require(curves, ["scenario", "kind", "t", "retainability", by, "tokens_per_step"], "plot_threshold")
-    fits = normalize_fits(fits)
-    _require(fits, ["scenario", "kind", "slope", "intercept", by, "tokens_per_step"], "plot_threshold(fits)")
-    fits = fits.dropna(subset=["slope", "intercept"])
+    _require(fits, ["scenario", "kind", "a", "b", by, "tokens_per_step"], "plot_threshold(fits)")
+    fits = fits.dropna(subset=["a", "b"])
     scenarios = [s for s in scenarios if (curves.scenario == s).any()]
     if not scenarios: raise ValueError("plot_threshold: none of the requested scenarios has rows")
     groups = sorted(curves[by].unique(), reverse=True)
@@ -325,8 +331,8 @@ def plot_threshold(curves: pd.DataFrame,       # tidy: scenario, kind, t, retain
     markers = dict(zip(groups, ["o", "^", "s", "D"]))
     fig, axes = plt.subplots(1, len(scenarios), figsize=(5.0 * len(scenarios), 3.6), sharey=True, squeeze=False)
     for ax, scen in zip(axes[0], scenarios):
-        for g in groups:
-            for kind in kinds:
+        for gi, g in enumerate(groups):
+            for ki, kind in enumerate(kinds):
                 c = curves[(curves.scenario == scen) & (curves.kind == kind) & (curves[by] == g) & (curves.t >= 1)]
                 if c.empty: continue
                 col = KIND_COLORS.get(kind)
@@ -339,35 +345,46 @@ def plot_threshold(curves: pd.DataFrame,       # tidy: scenario, kind, t, retain
                 lo = np.log10(tokens.min())
                 hi = min(x0, max_log10_tokens) if m < 0 else max(np.log10(tokens.max()), lo + 1)
                 xs = np.logspace(lo, max(hi, lo), 60)
-                label = f"{kind_label(kind)}, {by}={g}" + (f" (τ = 10^{x0:.1f})" if m < 0 and np.isfinite(x0) else "")
-                ax.plot(xs, m * np.log10(xs) + b, ls=styles[g], lw=1.6, color=col, label=label)
+                ax.plot(xs, m * np.log10(xs) + b, ls=styles[g], lw=1.6, color=col)
                 if m < 0 and x0 <= max_log10_tokens: ax.plot([10 ** x0], [0], marker="x", color=col, ms=6)
+                tl, th = (float(fit.get(f"threshold_log10_tokens_{e}", np.nan)) for e in ("lo", "hi"))
+                if np.isfinite(tl) and not np.isnan(th):   # the threshold's interval, just below R = 0
+                    y = -0.03 * (1 + ki + len(kinds) * gi)
+                    ax.plot(10 ** np.clip([tl, th], None, max_log10_tokens), [y, y], color=col, lw=2.5, alpha=0.6, ls=styles[g],
+                            solid_capstyle="butt")
         ax.axhline(0, color="0.3", lw=0.6)
         ax.set_xscale("log"); ax.set_xlabel("Tokens since the last LAM")
         ax.set_title(SCENARIO_NAMES.get(scen, scen), fontsize="medium")
     axes[0, 0].set_ylabel("Avg. R(q,t)")
     if title: fig.suptitle(title)
-    # one legend for the figure: colour = probe kind, line style / marker = the compared setting
-    # (each line's x-intercept tau is marked with an x; the values are in the fits table)
+    # one legend for the figure: colour = probe kind, line style / marker = the compared setting;
+    # × marks each threshold, the bar below R = 0 its interval (the values are in the fits table)
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], color=KIND_COLORS.get(k), lw=1.6, label=kind_label(k)) for k in kinds]
     handles += [Line2D([], [], color="0.35", ls=styles[g], marker=markers[g], lw=1.6, label=f"{by} = {g}") for g in groups]
+    handles += [Line2D([], [], color="0.35", lw=2.5, alpha=0.6, label="threshold interval")]
     fig.tight_layout(rect=(0, 0, 0.84, 1))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.84, 0.5), fontsize="small")
     return fig
 
 # %% ../nbs/08_plots.ipynb #8b94a5a1
-def decay_table(fits: pd.DataFrame,            # tidy fits: scenario, kind, a, a_se, <rows>
+def _num(v: float, digits: int) -> str:
+    "A number for a table cell; infinite bounds as ∞."
+    return ("−∞" if v < 0 else "∞") if np.isinf(v) else f"{v:.{digits}f}"
+
+def decay_table(fits: pd.DataFrame,            # fit rows (ffka.fit.FIT_COLUMNS) + the <rows> columns
                 rows: Sequence[str] | str = "stage", # row index column(s)
-                value: str = "a",               # the number to tabulate (a, x_intercept, r2, ...)
-                err: str | None = "a_se",       # its uncertainty column, or None
+                value: str = "a",               # the number to tabulate (a, x_intercept_log10_steps, threshold_log10_tokens, r2, ...)
+                err: str | None = "a_se",       # its ± column, used when there are no <value>_lo / <value>_hi columns
                 scenarios: Sequence[str] = ("duplication", "paraphrase", "once"),
                 kinds: Sequence[str] = PROBE_KINDS,
                 digits: int = 3,                # decimals in the formatted table
+                interval: bool = True,          # write "v [lo, hi]" from <value>_lo / <value>_hi when present
                ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Table 2's form: (formatted 'a ± se' pivot, numeric pivot) with rows × (scenario, kind) columns."
+    "Table 2's form: (formatted 'a [lo, hi]' (or 'a ± se') pivot, numeric pivot) with rows × (scenario, kind) columns."
     rows = [rows] if isinstance(rows, str) else list(rows)
-    fits = normalize_fits(fits)
+    bounds = [f"{value}_lo", f"{value}_hi"] if interval and {f"{value}_lo", f"{value}_hi"} <= set(fits.columns) else []
+    err = None if bounds else err
     _require(fits, ["scenario", "kind", value, *rows] + ([err] if err else []), "decay_table")
     f = fits[fits.scenario.isin(scenarios) & fits.kind.isin(kinds)].copy()
     if f.empty: raise ValueError(f"decay_table: no fits for scenarios {list(scenarios)}")
@@ -375,18 +392,20 @@ def decay_table(fits: pd.DataFrame,            # tidy fits: scenario, kind, a, a
     cols = pd.MultiIndex.from_tuples([(SCENARIO_NAMES.get(s, s), kind_label(k)) for s in scen for k in kinds if ((f.scenario == s) & (f.kind == k)).any()],
                                      names=["scenario", "kind"])
     f["_s"] = f.scenario.map(lambda s: SCENARIO_NAMES.get(s, s)); f["_k"] = f.kind.map(kind_label)
-    num = f.pivot_table(index=rows, columns=["_s", "_k"], values=value, aggfunc="first").reindex(columns=cols)
-    num.columns = cols
-    if err:
-        e = f.pivot_table(index=rows, columns=["_s", "_k"], values=err, aggfunc="first").reindex(columns=cols)
-        e.columns = cols
+    def pivot(c):
+        p = f.pivot_table(index=rows, columns=["_s", "_k"], values=c, aggfunc="first", dropna=False).reindex(columns=cols)
+        p.columns = cols
+        return p
+    num = pivot(value)
+    extra = [pivot(c).reindex(num.index) for c in (bounds or ([err] if err else []))]
     fmt = num.copy().astype(object)
     for c in cols:
         for i in num.index:
-            v = num.loc[i, c]
+            v, e = num.loc[i, c], [x.loc[i, c] for x in extra]
             if pd.isna(v): fmt.loc[i, c] = "–"
-            elif err and not pd.isna(e.loc[i, c]): fmt.loc[i, c] = f"{v:.{digits}f} ± {e.loc[i, c]:.{digits}f}"
-            else: fmt.loc[i, c] = f"{v:.{digits}f}"
+            elif bounds and not any(pd.isna(x) for x in e): fmt.loc[i, c] = f"{_num(v, digits)} [{_num(e[0], digits)}, {_num(e[1], digits)}]"
+            elif err and not pd.isna(e[0]): fmt.loc[i, c] = f"{_num(v, digits)} ± {_num(e[0], digits)}"
+            else: fmt.loc[i, c] = _num(v, digits)
     if len(rows) == 1 and rows[0] == "stage":
         order = _order(fmt.index, STAGE_ORDER); fmt, num = fmt.reindex(order), num.reindex(order)
     return fmt, num
@@ -403,5 +422,5 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def latex_table(table: pd.DataFrame, caption: str | None = None) -> str:
     "Render a formatted table as a LaTeX tabular (± as $\\pm$)."
-    t = table.map(lambda v: str(v).replace("±", r"$\pm$").replace("–", "--"))
+    t = table.map(lambda v: str(v).replace("±", r"$\pm$").replace("−∞", r"$-\infty$").replace("∞", r"$\infty$").replace("–", "--"))
     return t.to_latex(caption=caption, multicolumn=True, multicolumn_format="c", escape=False)

@@ -12,9 +12,10 @@ from hypothesis import given, settings, strategies as st
 
 from ffka import plots
 from ffka.data import PROBE_KINDS
-from ffka.metrics import mean_effectivity, retainability_curves
+from ffka.metrics import effectivity_table, mean_effectivity, retainability_curves
 from ffka.testing import SimpleLog
-from ffka.fit import forgetting_table
+from ffka.fit import FIT_COLUMNS, forgetting_table
+from ffka.stats import bootstrap_effectivity
 
 
 def synthetic_log(seed=0, n_items=3, n_steps=120, interval=10, n_inj=4, decay=None):
@@ -85,7 +86,7 @@ def test_fig2_dynamics_and_drift(tmp_path, log):
     frame = plots.mean_delta_frame(log)
     assert set(frame.scenario) == {"paraphrase", "duplication", "once", "control"}
     assert np.allclose(frame[frame.step == 0].delta, 0)
-    inj = plots.injection_steps(log)
+    inj = plots.scenario_injection_steps(log)
     assert inj == {"paraphrase": [0, 10, 20, 30], "duplication": [0, 10, 20, 30], "once": [0]}
     fig = plots.plot_dynamics(frame, inj, ylim=(-0.1, 1.8))
     assert len(fig.axes) == 3
@@ -107,22 +108,51 @@ def test_fig3_effectivity_from_metrics(tmp_path, log):
     assert m["mem"] > m["gen"] > m["hard_gen"] > 0
 
 
+def test_fig3_draws_the_bootstrap_intervals_as_they_are():
+    eff = pd.concat([bootstrap_effectivity(effectivity_table(synthetic_log(seed=s, n_items=4), window=5), n_boot=100).assign(stage=st)
+                     for s, st in enumerate(["early", "mid"])])
+    eff.loc[0, ["lo", "hi"]] = eff.loc[0, "effectivity"] + np.array([0.01, 0.02])   # an interval that excludes its value
+    fig = plots.plot_effectivity(eff, by="stage")
+    ax = fig.axes[0]
+    segs = [c.lines[2][0].get_segments() for c in ax.containers if hasattr(c, "has_yerr")]
+    assert len(segs) == 2                                                           # one interval per stage
+    first = eff[(eff.stage == "early") & (eff.kind == "mem")].set_index("scenario").reindex(["duplication", "paraphrase", "once"])
+    assert np.allclose([sorted(s[:, 1]) for s in segs[0]], first[["lo", "hi"]].to_numpy())
+    assert ax.get_ylabel().endswith("95% CI")
+
+
 def test_fig4_forgetting_and_fit_table(tmp_path, log):
     curves = retainability_curves(log, window=5)
-    fits = forgetting_table(log, window=5)
+    fits = forgetting_table(log, window=5, n_boot=100)
+    assert list(fits.columns) == list(FIT_COLUMNS)
     fig = plots.plot_forgetting(curves, fits, ylim=(0, 1.2))
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert all("a = " in l for l in labels) and len(labels) == 3
+    assert all("a = " in l and "[" in l for l in labels) and len(labels) == 3
+    assert len(fig.axes[0].collections) == 6                                        # scatter + band per kind
     assert nonempty(plots.savefig(fig, "fig4", tmp_path))
+    no_band = plots.plot_forgetting(curves, fits.drop(columns=["cov_ab"]))        # no covariance: no band, still a line
+    assert len(no_band.axes[0].collections) == 3
     ft = plots.fit_table(curves, tokens_per_step=4096)
-    n = plots.normalize_fits(fits).set_index(["scenario", "kind"])
-    f2 = ft.set_index(["scenario", "kind"])
-    # ffka.fit on the per-t curve == our fit_table on the same curve (dense log: no binning)
+    assert list(ft.columns) == list(FIT_COLUMNS) and set(ft.resampled) == {"none"}
+    n, f2 = fits.set_index(["scenario", "kind"]), ft.set_index(["scenario", "kind"])
+    # ffka.fit on the per-t curve == fit_table on the same curve (dense log: no binning)
     assert np.allclose(f2.loc[n.index, "a"], n.a, atol=1e-9)
     a = f2.a
     assert (a.loc["duplication"] > a.loc["paraphrase"]).all()             # the synthetic decay constants are recovered in order
-    ok = f2.x_intercept_log10_tokens.notna()                              # NaN where a <= 0 (no threshold)
-    assert ok.sum() >= 4 and np.allclose((f2.x_intercept_log10_tokens - f2.x_intercept)[ok], np.log10(4096))
+    ok = f2.threshold_log10_tokens.notna()                                # NaN where a <= 0 (no threshold)
+    assert ok.sum() >= 4 and np.allclose((f2.threshold_log10_tokens - f2.x_intercept_log10_steps)[ok], np.log10(4096))
+    assert len(plots.fit_table(pd.concat([curves.assign(stage="a"), curves.assign(stage="b")]), by="stage")) == 2 * len(ft)
+
+
+@settings(max_examples=40, deadline=None)
+@given(a=st.floats(-1, 1), b=st.floats(-1, 2), a_se=st.floats(0, 0.5), b_se=st.floats(0, 0.5), rho=st.floats(-1, 1), x=st.floats(0, 6))
+def test_line_band_contains_the_line_and_matches_the_variance(a, b, a_se, b_se, rho, x):
+    fit = dict(a=a, b=b, a_se=a_se, b_se=b_se, cov_ab=rho * a_se * b_se, level=0.95)
+    lo, hi = plots.line_band(fit, np.array([x]))
+    y = b - a * x
+    assert lo[0] <= y + 1e-12 and y - 1e-12 <= hi[0]
+    var = b_se ** 2 + x ** 2 * a_se ** 2 - 2 * x * rho * a_se * b_se                  # var(b − a·x)
+    assert np.isclose((hi[0] - lo[0]) / 2, 1.959963984540054 * np.sqrt(max(var, 0)), atol=1e-9)
 
 
 def test_fig5_threshold_lines_reach_the_x_intercept(tmp_path):
@@ -130,34 +160,43 @@ def test_fig5_threshold_lines_reach_the_x_intercept(tmp_path):
     curves, fits = [], []
     for b, lg, tps in ((16, big, 16 * 256), (1, small, 256)):
         curves.append(retainability_curves(lg, window=5).assign(batch_size=b, tokens_per_step=tps))
-        fits.append(forgetting_table(lg, window=5).assign(batch_size=b, tokens_per_step=tps))
+        fits.append(forgetting_table(lg, window=5, tokens_per_step=tps, n_boot=100).assign(batch_size=b))
     fig = plots.plot_threshold(pd.concat(curves), pd.concat(fits))
     assert nonempty(plots.savefig(fig, "fig5", tmp_path))
-    f = plots.normalize_fits(fits[0]).iloc[0]
+    f = fits[0].iloc[0]
     m, b, x0 = plots.tokens_fit(f, 16 * 256)
+    assert np.isclose(x0, f.threshold_log10_tokens) or f.a <= 0
     line = [l for l in fig.axes[0].get_lines() if l.get_linestyle() == "-" and len(l.get_xdata()) == 60][0]
     assert np.isclose(line.get_ydata()[-1], 0, atol=1e-6) or np.log10(line.get_xdata()[-1]) <= 14.0 + 1e-9
+    bars = [l for l in fig.axes[0].get_lines() if l.get_linewidth() == 2.5]
+    assert bars and all((l.get_ydata() < 0).all() for l in bars)                    # threshold intervals below R = 0
+    with pytest.raises(ValueError, match="lacks column"):
+        plots.plot_threshold(pd.concat(curves), pd.concat(fits).drop(columns="b"))
 
 
 @settings(max_examples=50, deadline=None)
 @given(slope=st.floats(-2, -1e-3), intercept=st.floats(0.1, 2), tps=st.floats(1, 1e9))
 def test_tokens_fit_shifts_intercept_only(slope, intercept, tps):
-    m, b, x0 = plots.tokens_fit({"slope": slope, "intercept": intercept}, tps)
+    m, b, x0 = plots.tokens_fit({"a": -slope, "b": intercept}, tps)
     assert m == slope
     assert np.isclose(x0, -intercept / slope + np.log10(tps))
     assert np.isclose(m * x0 + b, 0, atol=1e-9 * max(1, abs(b)))
 
 
 def test_decay_table_markdown_and_latex(log):
-    fits = pd.concat([forgetting_table(synthetic_log(seed=s), window=5).assign(stage=st) for s, st in enumerate(["mid", "late", "early"])])
+    fits = pd.concat([forgetting_table(synthetic_log(seed=s), window=5, n_boot=100).assign(stage=st) for s, st in enumerate(["mid", "late", "early"])])
     tab, num = plots.decay_table(fits)
     assert list(tab.index) == ["early", "mid", "late"] and tab.shape == (3, 9)
-    assert all("±" in v for v in tab.to_numpy().ravel())
+    assert all(v.count("[") == 1 and v.endswith("]") for v in tab.to_numpy().ravel())    # "a [lo, hi]"
+    r = fits[(fits.stage == "late") & (fits.scenario == "once") & (fits.kind == "gen")].iloc[0]
+    assert tab.loc["late", ("Once", "Semantic")] == f"{r.a:.3f} [{r.a_lo:.3f}, {r.a_hi:.3f}]" and num.loc["late", ("Once", "Semantic")] == r.a
     md = plots.markdown_table(tab)
     assert md.count("\n") == 4 and "Duplication / Memorization" in md
-    tex = plots.latex_table(tab, caption="a")
+    se, _ = plots.decay_table(fits.drop(columns=["a_lo", "a_hi"]))                   # only se: the paper's "a ± se"
+    assert all("±" in v for v in se.to_numpy().ravel())
+    tex = plots.latex_table(se, caption="a")
     assert r"\begin{tabular}" in tex and r"$\pm$" in tex
-    thr, _ = plots.decay_table(fits, value="threshold_log10_tokens", err=None, digits=2)
-    assert "±" not in "".join(thr.to_numpy().ravel())
+    thr, _ = plots.decay_table(fits, value="threshold_log10_tokens", err=None, digits=2, interval=False)
+    assert "±" not in "".join(thr.to_numpy().ravel()) and "[" not in "".join(thr.to_numpy().ravel())
     with pytest.raises(ValueError, match="lacks column"):
         plots.decay_table(fits.drop(columns="stage"))
