@@ -202,16 +202,10 @@ def injection_run(cfg: RunConfig,          # the run's configuration
 def save_table(run_dir, # the run folder (the notebook's `run_dir` parameter)
                name: str, # table name: results/<name>.csv
                frame: pd.DataFrame, # a tidy table
-               markdown: bool = False, # also write results/<name>.md
               ) -> Path:
-    "Write a tidy result table to <run_dir>/results/<name>.csv (and .md), atomically."
+    "Write a tidy result table to <run_dir>/results/<name>.csv, atomically."
     if not isinstance(frame, pd.DataFrame): raise TypeError(f"save_table({name!r}): expected a DataFrame, got {type(frame).__name__}")
-    out = Path(run_dir) / "results"
-    path = atomic_write(out / f"{name}.csv", frame.to_csv(index=not isinstance(frame.index, pd.RangeIndex)))
-    if markdown:
-        from ffka.plots import markdown_table
-        atomic_write(out / f"{name}.md", markdown_table(frame) + "\n")
-    return path
+    return atomic_write(Path(run_dir) / "results" / f"{name}.csv", frame.to_csv(index=not isinstance(frame.index, pd.RangeIndex)))
 
 def write_meta(run_dir, # the run folder
                params: Mapping, # the notebook's parameters (as run)

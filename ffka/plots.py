@@ -21,10 +21,10 @@ from .fit import FIT_COLUMNS, fit_forgetting, fit_row
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'KIND_COLORS', 'SCENARIO_ORDER', 'SCENARIO_NAMES', 'STAGE_ORDER', 'set_style', 'kind_label', 'repo_root',
-           'figures_dir', 'savefig', 'mean_delta_frame', 'scenario_injection_steps', 'plot_dynamics',
-           'plot_control_drift', 'plot_effectivity', 'line_band', 'plot_forgetting', 'fit_table', 'tokens_fit',
-           'plot_threshold', 'decay_table', 'markdown_table', 'latex_table']
+__all__ = ['log', 'KIND_COLORS', 'SCENARIO_ORDER', 'SCENARIO_NAMES', 'STAGE_ORDER', 'set_style', 'kind_label', 'figures_dir',
+           'savefig', 'mean_delta_frame', 'scenario_injection_steps', 'plot_dynamics', 'plot_control_drift',
+           'plot_effectivity', 'line_band', 'plot_forgetting', 'fit_table', 'tokens_fit', 'plot_threshold',
+           'decay_table']
 
 # %% ../nbs/08_plots.ipynb #19215baa
 KIND_COLORS = {"mem": "#1f77b4", "gen": "#ff7f0e", "hard_gen": "#d62728"}   # paper: blue, orange, red
@@ -53,18 +53,11 @@ def _order(values, preferred: Sequence[str]) -> list:
     return [v for v in preferred if v in present] + [v for v in present if v not in preferred]
 
 # %% ../nbs/08_plots.ipynb #2201ab10
-def repo_root(start: str | os.PathLike | None = None) -> Path | None:
-    "The ffka repository containing `start` (default: cwd), found by its settings.ini, else None."
-    p = Path(start or os.getcwd()).resolve()
-    for d in (p, *p.parents):
-        ini = d / "settings.ini"
-        if ini.is_file() and "lib_name = ffka" in ini.read_text(errors="ignore"): return d
-    return None
-
 def figures_dir(dir: str | os.PathLike | None = None) -> Path:
     "Resolve the figures folder: `dir`, else $FFKA_FIGURES, else <repo>/figures, else ./figures."
     if dir is not None: return Path(dir)
     if os.environ.get("FFKA_FIGURES"): return Path(os.environ["FFKA_FIGURES"])
+    from ffka.core import repo_root
     root = repo_root()
     return root / "figures" if root is not None else Path.cwd() / "figures"
 
@@ -74,15 +67,15 @@ def savefig(fig: matplotlib.figure.Figure, # the figure to write
             formats: Sequence[str] = ("png", "pdf"), # file types to write
             close: bool = True,              # close the figure afterwards
            ) -> list[Path]:
-    "Write `fig` as <dir>/<name>.png and .pdf; return the paths."
+    "Write `fig` as <dir>/<name>.png and .pdf atomically (a failed write keeps the previous file); return the paths."
+    from ffka.core import atomic_write
     if not name or "/" in name or name.startswith("."): raise ValueError(f"savefig: bad figure name {name!r}")
-    out = figures_dir(dir); out.mkdir(parents=True, exist_ok=True)
+    out = figures_dir(dir)
     paths = []
     for fmt in formats:
-        path = out / f"{name}.{fmt}"
         meta = {"CreationDate": None} if fmt == "pdf" else {"Software": "ffka"} if fmt == "png" else None
-        fig.savefig(path, format=fmt, metadata=meta, bbox_inches="tight")  # legends placed outside the axes stay in
-        paths.append(path)
+        # legends placed outside the axes stay in (bbox tight); temp file + rename: never half a PNG
+        paths.append(atomic_write(out / f"{name}.{fmt}", lambda p, fmt=fmt, meta=meta: fig.savefig(p, format=fmt, metadata=meta, bbox_inches="tight")))
     if close: plt.close(fig)
     log.info("wrote %s", ", ".join(map(str, paths)))
     return paths
@@ -409,18 +402,3 @@ def decay_table(fits: pd.DataFrame,            # fit rows (ffka.fit.FIT_COLUMNS)
     if len(rows) == 1 and rows[0] == "stage":
         order = _order(fmt.index, STAGE_ORDER); fmt, num = fmt.reindex(order), num.reindex(order)
     return fmt, num
-
-def markdown_table(table: pd.DataFrame) -> str:
-    "Render a (possibly MultiIndex-column) DataFrame as a GitHub markdown table."
-    idx_names = [n or "" for n in (table.index.names or [""])]
-    cols = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in table.columns]
-    lines = ["| " + " | ".join(idx_names + cols) + " |", "|" + "---|" * (len(idx_names) + len(cols))]
-    for i, row in table.iterrows():
-        key = list(i) if isinstance(i, tuple) else [i]
-        lines.append("| " + " | ".join([str(k) for k in key] + [str(v) for v in row.tolist()]) + " |")
-    return "\n".join(lines)
-
-def latex_table(table: pd.DataFrame, caption: str | None = None) -> str:
-    "Render a formatted table as a LaTeX tabular (± as $\\pm$)."
-    t = table.map(lambda v: str(v).replace("±", r"$\pm$").replace("−∞", r"$-\infty$").replace("∞", r"$\infty$").replace("–", "--"))
-    return t.to_latex(caption=caption, multicolumn=True, multicolumn_format="c", escape=False)

@@ -70,7 +70,7 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 def latex_table(table: pd.DataFrame, caption: str | None = None) -> str:
     "Render a formatted table as a LaTeX tabular (± as $\\pm$)."
-    t = table.map(lambda v: str(v).replace("±", r"$\pm$").replace("–", "--"))
+    t = table.map(lambda v: str(v).replace("±", r"$\pm$").replace("−∞", r"$-\infty$").replace("∞", r"$\infty$").replace("–", "--"))
     return t.to_latex(caption=caption, multicolumn=True, multicolumn_format="c", escape=False)
 
 # %% ../nbs/11_report.ipynb #3a341cf6

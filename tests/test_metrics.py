@@ -194,7 +194,7 @@ def test_real_probelog_and_train_windows_cadence(dense):
     for scen in LAYOUT:
         for kind, okey in KINDS.items():
             o = ref.fit_curve(ref_R[scen][okey])
-            assert abs(ft.loc[(scen, kind), "a"] - o["a"]) < 3 * ft.loc[(scen, kind), "boot_a_se"], (scen, kind)
+            assert abs(ft.loc[(scen, kind), "a"] - o["a"]) < 3 * ft.loc[(scen, kind), "a_se"], (scen, kind)
 
 
 # ---------------------------------------------------------------- control drift
