@@ -14,6 +14,8 @@ from ffka import plots
 from ffka.data import PROBE_KINDS
 from ffka.metrics import effectivity_table, mean_effectivity, retainability_curves
 from ffka.testing import SimpleLog
+from ffka.core import repo_root
+from ffka.report import markdown_table, latex_table
 from ffka.fit import FIT_COLUMNS, forgetting_table
 from ffka.stats import bootstrap_effectivity
 
@@ -64,10 +66,10 @@ def test_figures_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("FFKA_FIGURES", str(tmp_path / "env"))
     assert plots.figures_dir() == tmp_path / "env"
     monkeypatch.delenv("FFKA_FIGURES")
-    monkeypatch.chdir(plots.repo_root(Path(plots.__file__).parent))
-    assert plots.figures_dir() == plots.repo_root() / "figures"
-    monkeypatch.chdir(tmp_path)
-    assert plots.repo_root() is None and plots.figures_dir() == tmp_path / "figures"
+    monkeypatch.chdir(repo_root(Path(plots.__file__).parent))
+    assert plots.figures_dir() == repo_root() / "figures"
+    monkeypatch.chdir(tmp_path)                     # outside the checkout: the checkout of the installed package, else ./figures
+    assert repo_root(tmp_path) is None and plots.figures_dir() == (repo_root() or tmp_path) / "figures"
 
 
 def test_savefig_writes_png_and_pdf(tmp_path):
@@ -190,11 +192,11 @@ def test_decay_table_markdown_and_latex(log):
     assert all(v.count("[") == 1 and v.endswith("]") for v in tab.to_numpy().ravel())    # "a [lo, hi]"
     r = fits[(fits.stage == "late") & (fits.scenario == "once") & (fits.kind == "gen")].iloc[0]
     assert tab.loc["late", ("Once", "Semantic")] == f"{r.a:.3f} [{r.a_lo:.3f}, {r.a_hi:.3f}]" and num.loc["late", ("Once", "Semantic")] == r.a
-    md = plots.markdown_table(tab)
+    md = markdown_table(tab)
     assert md.count("\n") == 4 and "Duplication / Memorization" in md
     se, _ = plots.decay_table(fits.drop(columns=["a_lo", "a_hi"]))                   # only se: the paper's "a ± se"
     assert all("±" in v for v in se.to_numpy().ravel())
-    tex = plots.latex_table(se, caption="a")
+    tex = latex_table(se, caption="a")
     assert r"\begin{tabular}" in tex and r"$\pm$" in tex
     thr, _ = plots.decay_table(fits, value="threshold_log10_tokens", err=None, digits=2, interval=False)
     assert "±" not in "".join(thr.to_numpy().ravel()) and "[" not in "".join(thr.to_numpy().ravel())
