@@ -310,6 +310,7 @@ class Base(_Section):
     schedule: str = _f("cosine", "LR schedule over `steps`", choices=("constant", "linear", "cosine"))
     rows: int = _f(16, "rows per pretraining step (row length: batch.seq_len)", min=1)
     seed: int = _f(0, "model init seed (the base model is shared by every run seed)", min=0)
+    optimizer: Optimizer = _f(Optimizer(), "the pretraining's AdamW (its lr, start_step and state are not used: the base schedule starts fresh)")
 
     def __post_init__(self):
         super().__post_init__()

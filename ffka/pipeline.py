@@ -111,7 +111,7 @@ def _base_train_config(cfg: RunConfig) -> TrainConfig:
     "The loop configuration of the base pretraining: no injections, checkpoints kept at the stage steps."
     b = cfg.base
     return TrainConfig(protocol=Protocol(steps=max(b.stages.values()), n_injections=0, cadence="windows", n_grid=0),
-                       optimizer=replace(cfg.optimizer, lr=None, start_step=None, state="reset"),
+                       optimizer=replace(b.optimizer, lr=None, start_step=None, state="reset"),
                        batch=Batch(rows=b.rows, seq_len=cfg.batch.seq_len), checkpoint=Checkpointing(at=tuple(sorted(set(b.stages.values())))),
                        seed=b.seed)
 

@@ -81,22 +81,40 @@ def savefig(fig: matplotlib.figure.Figure, # the figure to write
     return paths
 
 # %% ../nbs/08_plots.ipynb #37bfdea1
-def mean_delta_frame(log,                     # ProbeLog-like: .steps, .scores, .probes (item_id, kind, scenario)
+def mean_delta_frame(logs,                    # a ProbeLog-like, or one per seed (same logged steps): .steps, .scores, .probes
                      max_step: int | None = None, # drop steps after this one
+                     n_boot: int = 0,             # bootstrap replicates over (seed, item) clusters for the lo/hi band (0: none)
+                     level: float = 0.95,         # band level
+                     seed: int = 0,               # bootstrap seed
                     ) -> pd.DataFrame:
-    "Tidy Fig. 2 frame: per scenario, kind and step, Δℓ = item-averaged ℓ minus its step-0 value."
-    probes = log.probes.reset_index(drop=True)
-    _require(probes, ["item_id", "kind", "scenario"], "mean_delta_frame(log.probes)")
-    steps = np.asarray(log.steps); scores = np.asarray(log.scores, dtype=float)
-    if scores.shape != (len(steps), len(probes)):
-        raise ValueError(f"mean_delta_frame: scores shape {scores.shape} != (steps {len(steps)}, probes {len(probes)})")
+    "Tidy Fig. 2 frame: per scenario, kind and step, Δℓ = item-averaged ℓ minus its step-0 value (+ a cluster-bootstrap band)."
+    from ffka.stats import draw_clusters
+    logs = list(logs) if isinstance(logs, (list, tuple)) else [logs]
+    steps = np.asarray(logs[0].steps)
+    if any(not np.array_equal(np.asarray(l.steps), steps) for l in logs): raise ValueError("mean_delta_frame: the logs logged different steps")
     keep = steps <= max_step if max_step is not None else np.ones(len(steps), bool)
+    curves: dict = {}                                   # (scenario, kind) -> (item curves [n_items, n_steps], items, seeds)
+    for j, log in enumerate(logs):
+        probes = log.probes.reset_index(drop=True)
+        _require(probes, ["item_id", "kind", "scenario"], "mean_delta_frame(log.probes)")
+        scores = np.asarray(log.scores, dtype=float)
+        if scores.shape != (len(steps), len(probes)):
+            raise ValueError(f"mean_delta_frame: scores shape {scores.shape} != (steps {len(steps)}, probes {len(probes)})")
+        sd = (getattr(log, "meta", None) or {}).get("seed", j)
+        for (scen, kind), g in probes.groupby(["scenario", "kind"], sort=False):
+            for item, idx in g.groupby("item_id").groups.items():
+                c = scores[:, idx.to_numpy()].mean(axis=1)
+                x = curves.setdefault((scen, kind), ([], [], []))
+                x[0].append(c - c[0]); x[1].append(item); x[2].append(sd)
     out = []
-    for (scen, kind), g in probes.groupby(["scenario", "kind"], sort=False):
-        per_item = [scores[:, idx.to_numpy()].mean(axis=1) for _, idx in g.groupby("item_id").groups.items()]
-        mean = np.mean(per_item, axis=0)
-        out.append(pd.DataFrame({"scenario": scen, "kind": kind, "step": steps[keep],
-                                 "delta": (mean - mean[0])[keep], "n_items": len(per_item)}))
+    for (scen, kind), (cs, items, seeds) in curves.items():
+        C = np.stack(cs)[:, keep]
+        row = {"scenario": scen, "kind": kind, "step": steps[keep], "delta": C.mean(axis=0), "n_items": len(cs), "n_seeds": len(set(seeds))}
+        if n_boot:
+            w = draw_clusters(np.asarray(items), np.asarray(seeds), n_boot, seed).weights(np.asarray(items), np.asarray(seeds))
+            boot = (w @ C) / w.sum(axis=1, keepdims=True)
+            row["lo"], row["hi"] = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        out.append(pd.DataFrame(row))
     return pd.concat(out, ignore_index=True)
 
 def scenario_injection_steps(log) -> dict[str, list[int]]:
@@ -116,7 +134,7 @@ def plot_dynamics(frame: pd.DataFrame,          # tidy: scenario, kind, step, de
                   ylim: tuple | None = None,      # shared y limits, e.g. the paper's (-0.1, 1.8)
                   panel_size: tuple = (9, 2.2),   # width, height of one panel (inches)
                  ) -> matplotlib.figure.Figure:
-    "Fig. 2: average Δℓ against step, one panel per scenario, a line per probe kind, dotted injection lines."
+    "Fig. 2: average Δℓ against step, one panel per scenario, a line per probe kind (with its lo/hi band if given), dotted injection lines."
     _require(frame, ["scenario", "kind", "step", "delta"], "plot_dynamics")
     if scenarios is None: scenarios = [s for s in _order(frame.scenario, SCENARIO_ORDER) if s != "control"]
     if not scenarios: raise ValueError("plot_dynamics: no scenario to draw")
@@ -127,7 +145,9 @@ def plot_dynamics(frame: pd.DataFrame,          # tidy: scenario, kind, step, de
         if sub.empty: raise ValueError(f"plot_dynamics: scenario {scen!r} has no rows")
         for kind in kinds:
             k = sub[sub.kind == kind].sort_values("step")
-            if len(k): ax.plot(k.step, k.delta, color=KIND_COLORS.get(kind), lw=1.2, label=kind_label(kind))
+            if not len(k): continue
+            ax.plot(k.step, k.delta, color=KIND_COLORS.get(kind), lw=1.2, label=kind_label(kind))
+            if {"lo", "hi"} <= set(k.columns): ax.fill_between(k.step, k.lo, k.hi, color=KIND_COLORS.get(kind), alpha=0.18, lw=0)
         for s in (injections or {}).get(scen, []):
             ax.axvline(s, color="black", ls=":", lw=1.6, zorder=0)
         ax.axhline(0, color="0.6", lw=0.6, zorder=0)

@@ -18,8 +18,8 @@ VERDICTS = ("holds", "does not hold", "inconclusive")
 # %% auto #0
 __all__ = ['SCHEMES', 'DEFAULT_SCHEME', 'VERDICTS', 'OPS', 'FINDING_COLUMNS', 'weighted_percentiles', 'weighted_filtered_mean',
            'as_labels', 'ClusterDraws', 'draw_clusters', 'Interval', 'percentile_interval', 'cluster_bootstrap',
-           'pair_strata', 'contrast', 'pool_tables', 'bootstrap_effectivity', 'effectivity_contrast', 'verdict',
-           'equivalence_verdict', 'Finding', 'findings_frame', 'Claim']
+           'pair_strata', 'contrast', 'pool_tables', 'bootstrap_effectivity', 'effectivity_contrast',
+           'effectivity_combination', 'verdict', 'equivalence_verdict', 'Finding', 'findings_frame', 'Claim']
 
 # %% ../nbs/07a_stats.ipynb #71ff44ee
 def weighted_percentiles(x, # values [..., n]; NaN are never counted
@@ -304,6 +304,31 @@ def effectivity_contrast(tables, # effectivity tables (see `pool_tables`)
         if g.empty: raise ValueError(f"effectivity_contrast: selector {name} = {dict(a if name == 'a' else b)} matches no rows")
     return contrast(sa, ga.item_id.to_numpy(), sb, gb.item_id.to_numpy(), ga[seed_col].to_numpy(), gb[seed_col].to_numpy(),
                     op, n_boot, level, seed, scheme, independent, values=(va, vb))
+
+# %% ../nbs/07a_stats.ipynb #597657d5
+def effectivity_combination(tables, # effectivity tables (see `pool_tables`)
+                            terms:Sequence, # [(coefficient, selector), ...], e.g. [(1, {"kind": "mem"}), (-1, {"kind": "gen"})]
+                            k:float|None=IQR_K, # IQR multiplier
+                            exclude_failures:bool=False, # drop negative gains first
+                            col:str="effectivity", # "effectivity" or "effectivity_corrected"
+                            n_boot:int=1000, # replicates
+                            level:float=0.95, # interval level
+                            seed:int=0, # random seed
+                            scheme:str=DEFAULT_SCHEME, # see `draw_clusters`
+                            seed_col:str="seed", # the run's seed column
+                           ) -> Interval:
+    "Interval of Σ c·E(selector) over pooled effectivities, every term reweighted by one shared cluster draw."
+    tab = pool_tables(tables, seed_col)
+    parts = []
+    for c, sel in terms:
+        g, v, st = _effectivity_stat(_select(tab, sel), k, exclude_failures, col)
+        if g.empty: raise ValueError(f"effectivity_combination: selector {dict(sel)} matches no rows")
+        parts.append((float(c), g.item_id.to_numpy(), g[seed_col].to_numpy(), v, st))
+    inner = np.concatenate([p[1] for p in parts]); outer = np.concatenate([p[2] for p in parts])
+    d = draw_clusters(inner, outer, n_boot, seed, scheme)
+    value = sum(c * v for c, _, _, v, _ in parts)
+    samples = sum(c * st(d.weights(i, o)) for c, i, o, _, st in parts)
+    return percentile_interval(float(value), samples, level, len(d.keys))
 
 # %% ../nbs/07a_stats.ipynb #9f9c9e6a
 def _bounds(interval) -> tuple[float, float]:
