@@ -64,6 +64,17 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="print a profile's resolved run configuration as YAML")
     c.add_argument("profile", nargs="?", default="embedded", help="embedded, quick, smoke, long, paper_7b, paper_1b")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a configuration change, e.g. protocol.steps=60")
+    x = sub.add_parser("extract-batches", help="write OLMo's training batches (e.g. Dolma batches 360000-362999) to a raw token file",
+                       description="Write the token rows of global batches [start, start + n) of an OLMo training run, in OLMo's order, "
+                                   "to one raw file (what a `data.source` token file is; science.md §3.1). Resumable; writes a .sha256 beside it.")
+    x.add_argument("--config", required=True, help="OLMo's training YAML (data.paths, max_sequence_length, global_train_batch_size)")
+    x.add_argument("--global-indices", required=True, help="the run's global_indices.npy (its epoch order)")
+    x.add_argument("--start-batch", type=int, default=360000, help="first global batch (the paper: 360000)")
+    x.add_argument("--batches", type=int, default=3000, help="number of batches (the paper: 3000, of which 2500 are used)")
+    x.add_argument("--out", required=True, help="output raw token file")
+    x.add_argument("--data-root", help="local folder mirroring the config's remote data paths")
+    v = sub.add_parser("revisions", help="list a hub model's revisions (branches), sorted by step")
+    v.add_argument("model", help="a hub id, e.g. allenai/OLMo-7B")
     return ap
 
 # %% ../nbs/11a_cli.ipynb #e7d0953d
@@ -78,6 +89,25 @@ def _report(cmd: str, res, t0: float) -> int:
 
 def _sigterm(signum, frame): raise KeyboardInterrupt()
 
+def _plans(nb, params: dict) -> list[dict]:
+    "The plan of every stage the notebook's runs use (ffka.pipeline.run_plan): what each would load, and what is missing."
+    from ffka.sweep import notebook_parameters
+    from ffka.config import profile
+    from ffka.pipeline import run_plan
+    decl = {k: p.default for k, p in notebook_parameters(nb).items()}
+    get = lambda k: params.get(k, decl.get(k))
+    if get("profile") is None: return []
+    cfg = profile(get("profile"), get("config") or {}, seed=get("seed") or 0)
+    stages = get("stages") or get("table_stages") or ([get("stage")] if get("stage") else list(cfg.base.stages))
+    return [run_plan(cfg, st) for st in stages]
+
+def _print_plans(nb, plans: list[dict]):
+    for plan in plans:
+        print(f"plan {nb.stem} / {plan['stage']}:")
+        for k, v in plan.items():
+            if k not in ("missing", "stage"): print(f"  {k}: {v}")
+        for m in plan["missing"]: print(f"  MISSING {m}")
+
 def main(argv: Sequence[str] | None = None) -> int:
     "The `ffka` command line (see `ffka --help`)."
     args = parser().parse_args(argv)
@@ -91,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             params = {**(sw.load_yaml(args.params) if args.params else {}), **parse_sets(args.set)}
             params = sw.check_params(nb, params, args.params or "--set")
             run_dir = Path(args.run_dir).resolve() if args.run_dir else sw.runs_dir() / nb.stem / config_hash(params, 10)
+            plans = _plans(nb, params)
+            if args.dry_run: _print_plans(nb, plans)
+            elif any(p["missing"] for p in plans):
+                raise FileNotFoundError("the run cannot start, missing: " + "; ".join(sorted({m for p in plans for m in p["missing"]})) + " (see --dry-run)")
             return _report("run", sw.run_all([sw.RunSpec(nb, params, run_dir)], dry_run=args.dry_run, force=args.force, progress=not args.no_progress), t0)
         if args.cmd == "sweep":
             return _report("sweep", sw.sweep(args.grid, run_root=args.run_root, dry_run=args.dry_run, force=args.force,
@@ -104,6 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ffka.core import atomic_write
             for name, t in tabs.items():
                 f = atomic_write(Path(args.out) / f"{name}.csv", t.to_csv(index=False)); print(f"wrote {f} ({len(t)} rows from {t.run.nunique()} runs)")
+            return 0
+        if args.cmd == "extract-batches":
+            from ffka.olmo_data import extract_from_olmo_config
+            out = extract_from_olmo_config(args.config, args.global_indices, args.start_batch, args.batches, args.out, args.data_root)
+            print(f"wrote {out} (and {out}.sha256)"); return 0
+        if args.cmd == "revisions":
+            from ffka.olmo import list_revisions
+            for r in list_revisions(args.model): print(r)
             return 0
         from ffka.config import profile, nest
         sets = parse_sets(args.set)

@@ -8,9 +8,12 @@ import copy, dataclasses, difflib, math, typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
+import numpy as np
+
 # %% auto #0
-__all__ = ['PROFILE_CHANGES', 'LRSchedule', 'Protocol', 'Optimizer', 'per_stage', 'Batch', 'Checkpointing', 'Parallel',
-           'Knowledge', 'Model', 'Base', 'Data', 'TrainConfig', 'RunConfig', 'nest', 'profile']
+__all__ = ['OLMO_BETAS', 'TIME_SCALE', 'TIME_SCALED_BETAS', 'PROFILE_CHANGES', 'LRSchedule', 'Protocol', 'Optimizer', 'per_stage',
+           'Batch', 'Checkpointing', 'Parallel', 'Knowledge', 'Model', 'Base', 'Data', 'TrainConfig', 'RunConfig',
+           'nest', 'profile']
 
 # %% ../nbs/04a_config.ipynb #69374163
 def _f(default, doc: str, **rules):
@@ -178,6 +181,10 @@ def _start_ok(v) -> str | None:
     if v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0): return None
     return "must be null or a step >= 0"
 
+OLMO_BETAS = (0.9, 0.95)                                          # OLMo's AdamW betas
+TIME_SCALE = 10                                                   # the embedded default's protocol: the paper's durations / 10
+TIME_SCALED_BETAS = tuple(round(b ** TIME_SCALE, 4) for b in OLMO_BETAS)   # (0.3487, 0.5987): the optimizer's memory / 10 too
+
 def _betas_ok(v) -> str | None:
     if len(v) == 2 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v): return None
     return "must be two numbers in [0, 1)"
@@ -186,16 +193,16 @@ def _betas_ok(v) -> str | None:
 class Optimizer(_Section):
     "AdamW settings and how a continued run picks up its checkpoint's learning rate and moments."
     _where = "optimizer"
-    lr: Any = _f(None, "null: continue the checkpoint's schedule; 'checkpoint': constant at its LR; a number; LRSchedule fields; or {stage: any of these}",
+    lr: Any = _f("checkpoint", "null: continue the checkpoint's schedule; 'checkpoint': constant at its LR; a number; LRSchedule fields; or {stage: any of these}",
                  check=lambda v: _per_stage_ok(v, _lr_ok))
     start_step: Any = _f(None, "global step the schedule continues from (null: the checkpoint's step); or {stage: step}",
                          check=lambda v: _per_stage_ok(v, _start_ok))
     state: str = _f("continue", "'continue' restores the checkpoint's AdamW moments (paper); 'reset' starts fresh", choices=("continue", "reset"))
-    betas: tuple = _f((0.9, 0.95), "AdamW betas (OLMo)", check=_betas_ok)
-    eps: float = _f(1e-8, "AdamW epsilon (OLMo's trainer: 1e-5)", min=0)
+    betas: tuple = _f(TIME_SCALED_BETAS, "AdamW betas (OLMo: 0.9, 0.95; the embedded default scales their memory with its 10x shorter protocol)", check=_betas_ok)
+    eps: float = _f(1e-5, "AdamW epsilon (OLMo's trainer: 1e-5)", min=0)
     weight_decay: float = _f(0.1, "AdamW weight decay (OLMo)", min=0)
-    decay_embeddings: bool = _f(True, "apply weight decay to embeddings (OLMo: false)")
-    decay_norms: bool = _f(True, "apply weight decay to norm and bias parameters (OLMo: false)")
+    decay_embeddings: bool = _f(False, "apply weight decay to embeddings (OLMo: false)")
+    decay_norms: bool = _f(False, "apply weight decay to norm and bias parameters (OLMo: false)")
     clip: float | None = _f(1.0, "gradient-norm clipping (null: off)", min=0)
 
     def for_stage(self, stage: str) -> "Optimizer":
@@ -262,7 +269,7 @@ class Knowledge(_Section):
     _where = "knowledge"
     source: str = _f("world", "'world' (the synthetic world), or a Fictional Knowledge JSON / folder / hub id")
     revision: str | None = _f(None, "hub revision of the dataset")
-    counts: dict = _f({"paraphrase": 8, "duplication": 8, "once": 8, "control": 8},
+    counts: dict = _f({"paraphrase": 6, "duplication": 6, "once": 6, "control": 6},
                       "consecutive items per scenario, in order (paper 40/40/40/10)", check=_counts_ok)
     world_n_background: int = _f(2000, "background entities of the synthetic world", min=50)
     world_n_paraphrases: int = _f(9, "paraphrases per item (paper 9)", min=0)
@@ -274,7 +281,9 @@ class Model(_Section):
     "The model: a tiny OLMo trained here, or a checkpoint (hub id + revision per stage, or a local folder)."
     _where = "model"
     name: str = _f("tiny", "'tiny', a hub id or a local directory")
-    revisions: dict = _f({}, "stage -> hub revision (hub models)", check=_str_map_ok)
+    revisions: dict = _f({}, "stage -> hub revision (hub models; weights only)", check=_str_map_ok)
+    checkpoints: dict = _f({}, "stage -> local OLMo trainer checkpoint folder (*-unsharded: weights, optimizer and trainer state)", check=_str_map_ok)
+    tokenizer: str | None = _f(None, "tokenizer hub id, folder or tokenizer.json (null: the model's)")
     dtype: str | None = _f(None, "weight dtype (null: float32; 'bfloat16' halves memory but also the optimizer's precision)",
                            choices=("float32", "bfloat16", "float16"))
     n_layers: int = _f(2, "tiny model: transformer blocks", min=1)
@@ -304,13 +313,13 @@ class Base(_Section):
     "Pretraining of the tiny base model, and the steps whose checkpoints are the early / mid / late stages."
     _where = "base"
     steps: int = _f(2000, "planned pretraining length: the LR schedule spans it", min=1)
-    stages: dict = _f({"early": 550, "mid": 800, "late": 1050}, "stage -> pretraining step of the kept checkpoint", check=_stages_ok)
+    stages: dict = _f({"early": 500, "mid": 750, "late": 1000}, "stage -> pretraining step of the kept checkpoint", check=_stages_ok)
     lr: float = _f(3e-3, "peak learning rate", min=0)
     warmup: int = _f(50, "warmup steps", min=0)
-    schedule: str = _f("cosine", "LR schedule over `steps`", choices=("constant", "linear", "cosine"))
+    schedule: str = _f("linear", "LR schedule over `steps` (OLMo-7B's is linear)", choices=("constant", "linear", "cosine"))
     rows: int = _f(16, "rows per pretraining step (row length: batch.seq_len)", min=1)
     seed: int = _f(0, "model init seed (the base model is shared by every run seed)", min=0)
-    optimizer: Optimizer = _f(Optimizer(), "the pretraining's AdamW (its lr, start_step and state are not used: the base schedule starts fresh)")
+    optimizer: Optimizer = _f(Optimizer(betas=OLMO_BETAS), "the pretraining's AdamW, OLMo's (its lr, start_step and state are not used: the schedule starts fresh)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -383,8 +392,9 @@ class RunConfig(_Section):
         if self.tiny and stage not in self.base.stages:
             raise ValueError(f"stage {stage!r} is not in base.stages {sorted(self.base.stages)}")
         model = self.model
-        if model.revisions and not self.tiny:
-            model = replace(model, revisions={stage: per_stage(model.revisions, stage, "model.revisions")})
+        if not self.tiny:
+            pick = lambda m, where: {stage: m[stage]} if stage in m else {}
+            model = replace(model, revisions=pick(model.revisions, "model.revisions"), checkpoints=pick(model.checkpoints, "model.checkpoints"))
         return replace(self, optimizer=self.optimizer.for_stage(stage), model=model)
 
     @property
@@ -410,38 +420,42 @@ def nest(changes: Mapping | None) -> dict:
 _SECTIONS = {f.name for f in fields(RunConfig) if isinstance(getattr(RunConfig(), f.name), _Section)}
 
 # %% ../nbs/04a_config.ipynb #87378714
+_PAPER_KNOWLEDGE = {"source": "kaist-ai/fictional-knowledge", "counts": {"paraphrase": 40, "duplication": 40, "once": 40, "control": 10}}
+_PAPER_PROTOCOL = {"steps": 2500, "interval_steps": 100, "n_injections": 10, "window": 50, "cadence": "every"}
+_OLMO_OPTIMIZER = {"state": "continue", "lr": None, "betas": list(OLMO_BETAS), "eps": 1e-5, "weight_decay": 0.1,
+                   "decay_embeddings": False, "decay_norms": False}
+
 PROFILE_CHANGES: dict[str, dict] = {
     "embedded": {},
     "quick": {"knowledge": {"world_n_background": 500, "counts": {"paraphrase": 3, "duplication": 3, "once": 2, "control": 3}},
               "model": {"n_layers": 1, "d_model": 64, "n_heads": 2, "mlp_hidden": 256, "vocab_size": 1024, "tokenizer_chars": 300_000},
-              "base": {"steps": 60, "stages": {"early": 10, "mid": 25, "late": 45}, "warmup": 5, "rows": 8},
+              "base": {"steps": 60, "stages": {"early": 15, "mid": 30, "late": 45}, "warmup": 5, "rows": 8},
               "batch": {"rows": 8}, "protocol": {"steps": 30, "interval_steps": 3, "n_injections": 5, "window": 2, "n_grid": 10}},
     "smoke": {"device": "cpu",
               "knowledge": {"world_n_background": 300, "counts": {"paraphrase": 1, "duplication": 1, "once": 1, "control": 1}},
               "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "mlp_hidden": 64, "vocab_size": 1024, "tokenizer_chars": 200_000},
               "base": {"steps": 12, "stages": {"early": 4, "mid": 8, "late": 12}, "warmup": 2, "rows": 4},
               "batch": {"rows": 4}, "protocol": {"steps": 12, "interval_steps": 3, "n_injections": 3, "window": 2, "n_grid": 4}},
-    # The paper's GPU setting (science.md §1-§3). Revision names and the optimizer handling are revisited in ffka.olmo.
-    "paper_7b": {"seed": 6198, "device": "cuda",
-                 "knowledge": {"source": "kaist-ai/fictional-knowledge", "counts": {"paraphrase": 40, "duplication": 40, "once": 40, "control": 10}},
-                 "model": {"name": "allenai/OLMo-7B-hf", "dtype": "bfloat16",
+    # The paper's GPU setting (science.md §1-§3; ffka.olmo): OLMo's *-unsharded trainer checkpoints (weights, AdamW moments,
+    # trainer state; download them from the URLs in ffka.olmo.PAPER_CHECKPOINTS to the folders below, or change the paths),
+    # continued with their own optimizer and LR schedule; fp32 weights with bf16 autocast (as OLMo); the extracted Dolma rows.
+    "paper_7b": {"seed": 6198, "device": "cuda", "knowledge": _PAPER_KNOWLEDGE,
+                 "model": {"name": "allenai/OLMo-7B", "tokenizer": "allenai/OLMo-7B-hf",
+                           "checkpoints": {st: f"/data/olmo/OLMo-7B/step{n}-unsharded" for st, n in (("early", 40000), ("mid", 113000), ("late", 339000))},
                            "revisions": {"early": "step40000-tokens177B", "mid": "step113000-tokens500B", "late": "step339000-tokens1500B"}},
-                 "data": {"source": "/data/dolma_extracted/360000-363000.npy"},
-                 "protocol": {"steps": 2500, "interval_steps": 100, "n_injections": 10, "window": 50, "cadence": "every"},
-                 "batch": {"rows": 2048, "seq_len": 2048, "grad_accum": 256},
-                 "optimizer": {"state": "reset",
-                               "lr": {st: {"kind": "linear", "lr": 3e-4, "warmup_steps": 5000, "total_steps": m, "alpha_f": 0.1}
-                                      for st, m in (("early", 474660), ("mid", 470627), ("late", 458209))},
-                               "start_step": {"early": 40000, "mid": 113000, "late": 339000}}},
-    "paper_1b": {"seed": 6198, "device": "cuda",
-                 "knowledge": {"source": "kaist-ai/fictional-knowledge", "counts": {"paraphrase": 40, "duplication": 40, "once": 40, "control": 10}},
-                 "model": {"name": "allenai/OLMo-1B-hf", "dtype": "bfloat16",
-                           "revisions": {"early": "step40000-tokens168B", "mid": "step117850-tokens494B", "late": "step358000-tokens1501B"}},
-                 "data": {"source": "/data/dolma_extracted/360000-363000.npy"},
-                 "protocol": {"steps": 2500, "interval_steps": 100, "n_injections": 10, "window": 50, "cadence": "every"},
-                 "batch": {"rows": 2048, "seq_len": 2048, "grad_accum": 128},
-                 "optimizer": {"state": "reset", "lr": {"kind": "cosine", "lr": 4e-4, "warmup_steps": 2000, "total_steps": 739328, "alpha_f": 0.1},
-                               "start_step": {"early": 40000, "mid": 117850, "late": 358000}}},
+                 "data": {"source": "/data/dolma_extracted/360000-363000.npy"}, "protocol": _PAPER_PROTOCOL,
+                 "batch": {"rows": 2048, "seq_len": 2048, "grad_accum": 128},           # 8 processes x micro-batch 2 x 128
+                 "parallel": {"processes": 8, "strategy": "fsdp"}, "checkpoint": {"every": 250}, "optimizer": _OLMO_OPTIMIZER},
+    # OLMo-1B fits one 80 GB GPU: fp32 weights + gradients + AdamW moments are ~19 GB; micro-batch 8 x 2048 tokens of bf16
+    # activations (~2.2 MB per token over 16 layers with SDPA attention) are ~36 GB, the fp32 logits ~3 GB: ~60 GB without
+    # activation checkpointing (an estimate from the shapes, not measured here: no GPU was lent; the GPU check measures it).
+    "paper_1b": {"seed": 6198, "device": "cuda", "knowledge": _PAPER_KNOWLEDGE,
+                 "model": {"name": "allenai/OLMo-1B", "tokenizer": "allenai/OLMo-1B-hf",
+                           "checkpoints": {st: f"/data/olmo/OLMo-1B/step{n}-unsharded" for st, n in (("early", 40000), ("mid", 117850), ("late", 358000))},
+                           "revisions": {"early": "step40000-tokens168B", "mid": "step117850-tokens494B", "late": "step358000-tokens1502B"}},
+                 "data": {"source": "/data/dolma_extracted/360000-363000.npy"}, "protocol": _PAPER_PROTOCOL,
+                 "batch": {"rows": 2048, "seq_len": 2048, "grad_accum": 256},           # one GPU x micro-batch 8 x 256
+                 "checkpoint": {"every": 250}, "optimizer": _OLMO_OPTIMIZER},
 }
 
 def profile(name: str = "embedded",         # a key of PROFILE_CHANGES

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 # %% auto #0
 __all__ = ['log', 'OLMO_MODEL_DEFAULTS', 'OLMO_OPTIMIZER_DEFAULTS', 'OLMO_SCHEDULER_DEFAULTS', 'PAPER_CHECKPOINTS',
            'olmo_model_config', 'olmo_to_hf_config', 'convert_state_dict', 'convert_optimizer_state', 'olmo_max_steps',
-           'olmo_lr', 'olmo_lr_schedule', 'olmo_param_groups', 'OlmoCheckpoint', 'from_olmo_checkpoint',
+           'olmo_lr', 'olmo_lr_schedule', 'olmo_param_groups', 'OlmoCheckpoint', 'trainer_info', 'from_olmo_checkpoint',
            'parse_revision', 'sort_revisions', 'list_revisions', 'extract_batches', 'extract_from_olmo_config']
 
 # %% ../nbs/02a_olmo.ipynb #78938b98
@@ -367,6 +367,21 @@ def _build_model(hf_cfg, sd: dict):
     return model
 
 # %% ../nbs/02a_olmo.ipynb #ddee601d
+def trainer_info(d) -> dict: # d: an OLMo trainer checkpoint folder
+    "What an OLMo trainer checkpoint continues from, read from config.yaml and train.pt only (no weights): config, step, tokens_seen, lr_schedule, optim_path."
+    import yaml
+    d = Path(d)
+    if _layout(d) != "trainer": raise FileNotFoundError(f"{d}: not an OLMo trainer checkpoint (needs config.yaml and model.pt or model.safetensors)")
+    config = yaml.safe_load((d / "config.yaml").read_text())
+    step = tokens = sched = None
+    if tp := _first(d, "train.safetensors", "train.pt", "other.pt"):
+        ts = _load_state(tp, trusted_globals=True); step = int(ts["global_step"])
+        per_step = int(config.get("global_train_batch_size", 0)) * int(olmo_model_config(config)["max_sequence_length"])
+        tokens = int(ts["global_train_tokens_seen"]) if "global_train_tokens_seen" in ts else int(ts.get("global_data_step", step)) * per_step
+        sched = olmo_lr_schedule(config, step, tokens)
+    return dict(config=config, step=step, tokens_seen=tokens, lr_schedule=sched, optim_path=_first(d, "optim.safetensors", "optim.pt"))
+
+# %% ../nbs/02a_olmo.ipynb #44b702bd
 def from_olmo_checkpoint(path_or_repo,               # trainer checkpoint directory, hf_olmo directory, or hub id ("allenai/OLMo-7B")
                          revision: str | None = None,# hub revision, e.g. "step40000-tokens177B" (for a local hf_olmo snapshot: its name)
                          device=None,                # None: CUDA when available, else CPU
@@ -385,14 +400,9 @@ def from_olmo_checkpoint(path_or_repo,               # trainer checkpoint direct
     optim_path = step = tokens = sched = None
     if _layout(d) == "trainer":
         if revision is not None: log.warning("revision %r is ignored for the trainer checkpoint %s", revision, d); revision = None
-        config = yaml.safe_load((d / "config.yaml").read_text())
+        info = trainer_info(d)
+        config, step, tokens, sched, optim_path = info["config"], info["step"], info["tokens_seen"], info["lr_schedule"], info["optim_path"]
         sd = _load_state(_first(d, "model.safetensors", "model.pt"))
-        optim_path = _first(d, "optim.safetensors", "optim.pt")
-        if tp := _first(d, "train.safetensors", "train.pt", "other.pt"):
-            ts = _load_state(tp, trusted_globals=True); step = int(ts["global_step"])
-            per_step = int(config.get("global_train_batch_size", 0)) * int(olmo_model_config(config)["max_sequence_length"])
-            tokens = int(ts["global_train_tokens_seen"]) if "global_train_tokens_seen" in ts else int(ts.get("global_data_step", step)) * per_step
-            sched = olmo_lr_schedule(config, step, tokens)
     else:
         tc = yaml.safe_load(Path(train_config).read_text()) if isinstance(train_config, (str, os.PathLike)) else dict(train_config or {})
         config = {**tc, "model": json.loads((d / "config.json").read_text())}

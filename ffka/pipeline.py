@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'RUN_MODULES', 'code_hash', 'cached', 'Knowledge', 'knowledge_setup', 'run_probes', 'progress_callback',
-           'base_checkpoints', 'base_model', 'make_stream', 'run_key', 'injection_run', 'save_table', 'write_meta',
-           'run_summary']
+           'base_checkpoints', 'base_model', 'make_stream', 'run_plan', 'run_key', 'injection_run', 'save_table',
+           'write_meta', 'run_summary']
 
 # %% ../nbs/09_pipeline.ipynb #ff4ca23a
 RUN_MODULES = ("config", "data", "phrasings", "world", "model", "olmo", "probes", "schedule", "streams", "train", "pipeline")
@@ -77,11 +77,21 @@ def knowledge_setup(cfg: RunConfig) -> Knowledge:
     if cfg.tiny:
         from ffka.world import train_tokenizer
         tok = train_tokenizer(world, vocab_size=cfg.model.vocab_size, n_chars=cfg.model.tokenizer_chars, cache_dir=cache_dir("tokenizers"))
-    else:
-        from transformers import AutoTokenizer
-        rev = next(iter(cfg.model.revisions.values()), None) if len(cfg.model.revisions) == 1 else None
-        tok = AutoTokenizer.from_pretrained(cfg.model.name, revision=rev)
+    else: tok = _tokenizer(cfg)
     return Knowledge(items, split, tok, world)
+
+def _tokenizer(cfg: RunConfig):
+    "The tokenizer of a hub / local model: model.tokenizer (an id, a folder or a tokenizer.json), else the model's own."
+    name = cfg.model.tokenizer or cfg.model.name
+    if str(name).endswith(".json"):
+        from transformers import PreTrainedTokenizerFast
+        if not Path(name).expanduser().is_file(): raise FileNotFoundError(f"model.tokenizer: {name} does not exist")
+        return PreTrainedTokenizerFast(tokenizer_file=str(Path(name).expanduser()), eos_token="<|endoftext|>", pad_token="<|padding|>")
+    from transformers import AutoTokenizer
+    rev = next(iter(cfg.model.revisions.values()), None) if not cfg.model.tokenizer and len(cfg.model.revisions) == 1 else None
+    try: return AutoTokenizer.from_pretrained(name, revision=rev)
+    except OSError as e: raise FileNotFoundError(f"tokenizer {name!r}{' at ' + rev if rev else ''} is not available ({str(e).splitlines()[0]}); "
+                                                 "with HF_HUB_OFFLINE=1 it must be in the local cache, or give model.tokenizer a tokenizer.json") from None
 
 # %% ../nbs/09_pipeline.ipynb #868a64b3
 def run_probes(kn: Knowledge):
@@ -145,9 +155,24 @@ def base_model(cfg: RunConfig, kn: Knowledge, stage: str, progress: bool = False
         lm, ts = LM.load(path, device=_device(cfg)), load_training_state(path)
         step = int(ts["step"])
         return lm, Start(step, cfg.base.lr_schedule, ts["optimizer"], step * cfg.base.rows * cfg.batch.seq_len)
-    rev = cfg.model.revisions.get(stage)
+    rev, ck = cfg.model.revisions.get(stage), cfg.model.checkpoints.get(stage)
+    if ck or _olmo_native(cfg.model.name):
+        from ffka.olmo import from_olmo_checkpoint
+        from ffka.config import LRSchedule
+        here = ck is not None and Path(ck).expanduser().is_dir()
+        if ck and not here and (cfg.optimizer.state == "continue" or not rev):
+            raise FileNotFoundError(f"model.checkpoints[{stage!r}]: {ck} does not exist — download the OLMo trainer checkpoint "
+                                    "(URLs in ffka.olmo.PAPER_CHECKPOINTS) or, for weights only, use optimizer.state: reset with the hub revision")
+        c = from_olmo_checkpoint(Path(ck).expanduser() if here else cfg.model.name, revision=None if here else rev, device=_device(cfg),
+                                 dtype=cfg.model.dtype, tokenizer=kn.tokenizer)
+        state = c.optimizer_state() if cfg.optimizer.state == "continue" and c.optim_path is not None else None
+        return c.lm, Start(int(c.step or cfg.optimizer.start_step or 0), LRSchedule.from_dict(c.lr_schedule) if c.lr_schedule else None, state, c.tokens_seen)
     lm = LM.from_pretrained(cfg.model.name, revision=rev, dtype=cfg.model.dtype, device=_device(cfg), tokenizer=kn.tokenizer)
     return lm, Start(int(cfg.optimizer.start_step or 0), None, None)
+
+def _olmo_native(name: str) -> bool:
+    "Whether a hub id is an allenai/OLMo-* repo in OLMo's own (hf_olmo) layout, not a transformers `-hf` conversion."
+    return str(name).startswith("allenai/OLMo-") and not str(name).endswith("-hf")
 
 # %% ../nbs/09_pipeline.ipynb #c1959208
 def make_stream(cfg: RunConfig, kn: Knowledge):
@@ -164,7 +189,67 @@ def make_stream(cfg: RunConfig, kn: Knowledge):
                                 "`ffka extract-batches`, science.md §3.1)")
     return hf_stream(src, kn.tokenizer, L, start_row=cfg.data.start_row)
 
+# %% ../nbs/09_pipeline.ipynb #7d918f9f
+def run_plan(cfg: RunConfig, stage: str) -> dict:
+    "What `injection_run(cfg, stage)` would use, from small files only; missing inputs are named under 'missing'."
+    import hashlib
+    rc, plan, missing = cfg.for_stage(stage), {"stage": stage}, []
+    m = rc.model
+    plan["model"] = m.name + (f" (tiny: {m.n_layers} layers, width {m.d_model})" if rc.tiny else "")
+    if rc.tiny:
+        plan["weights"] = f"base pretraining step {rc.base.stages[stage]} (cached in {cache_dir('base')})"
+        plan["optimizer"] = "the base checkpoint's AdamW moments" if rc.optimizer.state == "continue" else "fresh AdamW"
+        from ffka.train import Start, resolve_lr
+        plan["lr_first_update"] = resolve_lr(rc.optimizer, Start(rc.base.stages[stage], rc.base.lr_schedule))(rc.base.stages[stage])
+    else:
+        ck, rev = m.checkpoints.get(stage), m.revisions.get(stage)
+        plan["weights"] = ck or f"{m.name}@{rev}" if (ck or rev) else m.name
+        if ck and Path(ck).expanduser().is_dir():
+            from ffka.olmo import trainer_info
+            from ffka.config import LRSchedule
+            from ffka.train import Start, resolve_lr
+            info = trainer_info(Path(ck).expanduser())
+            plan["optimizer"] = f"{info['optim_path']} (OLMo's AdamW moments)" if rc.optimizer.state == "continue" else "fresh AdamW"
+            sched = LRSchedule.from_dict(info["lr_schedule"]) if info["lr_schedule"] else None
+            plan["lr_first_update"] = resolve_lr(rc.optimizer, Start(info["step"] or 0, sched))(info["step"] or 0) if sched or rc.optimizer.lr not in (None, "checkpoint") else None
+            plan["start_step"] = info["step"]
+        else:
+            if ck: missing.append(f"model.checkpoints[{stage!r}]: {ck}")
+            plan["optimizer"] = "fresh AdamW" if rc.optimizer.state == "reset" else "MISSING (needs the trainer checkpoint)"
+    src = rc.data.source
+    if src == "world": plan["data"] = f"the world's continuation text (stream seed {rc.knowledge.world_seed + 1 + rc.seed})"
+    elif Path(src).expanduser().is_file():
+        with open(Path(src).expanduser(), "rb") as f: head = f.read(4 * rc.batch.seq_len * (2 if rc.data.dtype == "uint16" else 4))
+        plan["data"] = f"{src} ({Path(src).expanduser().stat().st_size // (2 if rc.data.dtype == 'uint16' else 4) // rc.batch.seq_len} rows; sha256 of the first 4 rows {hashlib.sha256(head).hexdigest()[:16]})"
+    else:
+        plan["data"] = src
+        if src.startswith(("/", ".", "~")): missing.append(f"data.source: {src}")
+    per = rc.batch.rows // (rc.parallel.processes * rc.batch.grad_accum)
+    plan["global_batch"] = f"{rc.batch.rows} rows x {rc.batch.seq_len} tokens = {rc.parallel.processes} processes x {per} rows x {rc.batch.grad_accum} micro-batches"
+    plan["tokens_per_step"] = rc.batch.rows * rc.batch.seq_len
+    k = rc.knowledge
+    plan["knowledge"] = f"{k.source}: {dict(k.counts)} items, {sum(k.counts.values()) * 15} probes (5 per kind)"
+    from ffka.model import hub_offline
+    if k.source != "world":
+        local = Path(k.source).expanduser()
+        if k.source.startswith(("/", ".", "~")) and not local.exists(): missing.append(f"knowledge.source: {k.source}")
+        elif not local.exists() and hub_offline(): missing.append(f"knowledge.source: {k.source} is a hub dataset and the Hub is offline (give a local copy)")
+    if not rc.tiny and hub_offline() and not (m.checkpoints.get(stage) and Path(m.checkpoints[stage]).expanduser().is_dir()):
+        from huggingface_hub import try_to_load_from_cache
+        rev = m.revisions.get(stage)
+        if not isinstance(try_to_load_from_cache(m.name, "config.json", revision=rev), str):
+            missing.append(f"model {m.name}{'@' + rev if rev else ''}: not in the local Hugging Face cache and the Hub is offline")
+    plan["protocol"] = f"{rc.protocol.steps} steps, injections at {rc.protocol.injection_steps[:3]}…, window {rc.protocol.window}, cadence {rc.protocol.cadence}"
+    plan["missing"] = missing
+    return plan
+
 # %% ../nbs/09_pipeline.ipynb #ce7d3f5a
+def _shortcuts(kn: Knowledge) -> dict | None:
+    "The items' shortcut rates (probes answerable by copying or association; ffka.knowledge), when they come from the world."
+    if kn.world is None: return None
+    from ffka.knowledge import shortcut_rates
+    return {k: (None if v != v else float(v)) for k, v in shortcut_rates(kn.items, kn.world.specs).items()}
+
 def run_key(cfg: RunConfig, stage: str) -> dict:
     "Everything that decides the ProbeLog of `injection_run(cfg, stage)` (the analysis' iqr_k aside)."
     c = cfg.for_stage(stage).to_dict(); c.pop("iqr_k", None); c["checkpoint"].pop("every", None); c["checkpoint"].pop("keep", None)
@@ -191,7 +276,8 @@ def injection_run(cfg: RunConfig,          # the run's configuration
         tc = rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50})
         run_injection(lm, sched, make_stream(rc, kn), run_probes(kn), tc, start=start, out_dir=folder, progress=progress,
                       callback=progress_callback(f"run {stage} (seed {rc.seed})", tc.protocol.steps),
-                      meta={"config": rc.to_dict(), "stage": stage, "code_hash": code_hash(), "seconds_setup": round(time.time() - t0, 1)})
+                      meta={"config": rc.to_dict(), "stage": stage, "code_hash": code_hash(), "seconds_setup": round(time.time() - t0, 1),
+                            "shortcuts": _shortcuts(kn)})
     if not cache:
         d = Path(tempfile.mkdtemp(prefix="ffka-run-"))
         try: compute(d); return ProbeLog.load(d / "probelog")

@@ -54,3 +54,19 @@ def test_console_script_help():
     if not exe.is_file(): pytest.skip(f"no ffka console script next to {sys.executable} (package not installed in this environment)")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "reproduce" in out.stdout and "aggregate" in out.stdout
+
+
+def test_paper_params_dry_run_prints_the_plan_and_a_real_run_fails_fast(capsys, monkeypatch):
+    import time
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from ffka.sweep import experiments_dir
+    pf = str(experiments_dir() / "params" / "paper_e01.yaml")
+    assert main(["run", "e01_dynamics", pf, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for s in ("plan e01_dynamics / mid", "global_batch: 2048 rows x 2048 tokens = 8 processes x 2 rows x 128 micro-batches",
+              "tokens_per_step: 4194304", "MISSING model.checkpoints['mid']", "MISSING data.source"):
+        assert s in out, s
+    t0 = time.time()
+    assert main(["run", "e01_dynamics", pf]) == 2
+    err = capsys.readouterr().err
+    assert time.time() - t0 < 30 and "the run cannot start, missing" in err and "step113000-unsharded" in err and "360000-363000" in err

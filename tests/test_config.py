@@ -52,14 +52,29 @@ def test_round_trip_dotted_changes_and_per_stage():
     assert RunConfig.from_dict(nest({"knowledge.counts": {"once": 3}})).knowledge.counts == {"once": 3}
 
 
-def test_paper_profiles_resolve_to_science_lrs():
-    "The paper_7b profile continues OLMo-7B's linear schedule: the initial LRs of science.md §2.3."
-    c = profile("paper_7b")
-    for stage, lr0 in (("early", 2.79879e-4), ("mid", 2.3737e-4), ("late", 1.0102e-4)):
-        s = c.for_stage(stage)
-        assert abs(LRSchedule.from_dict(s.optimizer.lr)(s.optimizer.start_step) - lr0) < 2e-8, stage
-    b = profile("paper_1b").for_stage("mid")
-    assert abs(LRSchedule.from_dict(b.optimizer.lr)(b.optimizer.start_step) - 3.785e-4) < 1e-7
+def test_paper_profiles_follow_olmo_and_the_revision_table():
+    "The paper profiles continue OLMo's trainer checkpoints with OLMo's AdamW; their revisions are ffka.olmo.PAPER_CHECKPOINTS'."
+    from ffka.olmo import PAPER_CHECKPOINTS
+    for name, size in (("paper_7b", "7B"), ("paper_1b", "1B")):
+        c = profile(name)
+        o = c.optimizer
+        assert (o.state, o.lr, tuple(o.betas), o.eps, o.decay_embeddings, o.decay_norms) == ("continue", None, (0.9, 0.95), 1e-5, False, False)
+        assert c.model.dtype is None                                     # fp32 master weights, bf16 autocast on the GPU
+        table = {r["stage"]: r for r in PAPER_CHECKPOINTS if r["model"] == size}
+        for st in ("early", "mid", "late"):
+            assert c.model.revisions[st] == table[st]["revision"] and f"step{table[st]['step']}-unsharded" in c.model.checkpoints[st]
+        assert c.batch.rows == 2048 and c.batch.seq_len == 2048 and c.protocol.steps == 2500 and c.protocol.cadence == "every"
+    assert profile("paper_7b").parallel.strategy == "fsdp" and profile("paper_7b").parallel.processes == 8
+
+
+def test_embedded_default_protocol_choices():
+    "Time-scaled AdamW memory for the 10x shorter protocol; the checkpoint's LR held constant; OLMo's eps and groups."
+    c = RunConfig()
+    assert c.optimizer.lr == "checkpoint" and c.optimizer.eps == 1e-5 and not c.optimizer.decay_embeddings
+    assert c.optimizer.betas == (round(0.9 ** 10, 4), round(0.95 ** 10, 4)) and c.base.optimizer.betas == (0.9, 0.95)
+    assert c.protocol.window == 5 and round(c.optimizer.betas[0] ** c.protocol.window, 3) == round(0.9 ** 50, 3)
+    st = c.base.stages
+    assert st["mid"] - st["early"] == st["late"] - st["mid"] and c.base.schedule == "linear"   # App. F's one LR = the mid LR
 
 
 def test_olmo_learning_rates():

@@ -72,9 +72,11 @@ def test_smoke_run(smoke_env, name):
 
 
 def test_smoke_runs_shared_the_cache(smoke_env):
-    "e01, e02 and e03 trained each (stage, model) configuration once: 3 stages + 1 size variant + 2 e04 runs."
+    """Each configuration trained once: mid (e01, shared by e02-e04), early and late at their own LR and at the one
+    App. F LR (the mid run doubles as App. F's: the mean LR is the mid LR), the d16 size variant, 2 small-batch runs."""
     entries = [p for p in (smoke_env / "cache" / "injection").iterdir() if p.is_dir() and not p.name.endswith(".partial")]
-    assert len(entries) == 6, sorted(p.name for p in entries)
+    assert len(entries) == 1 + 2 + 2 + 1 + 2, sorted(p.name for p in entries)
+    assert len([p for p in (smoke_env / "cache" / "base").iterdir() if p.is_dir()]) == 2     # the main base model + the d16 one
 
 
 def test_report_of_the_smoke_runs(smoke_env, tmp_path):
