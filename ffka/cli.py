@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              keep_going=not args.stop_on_error, progress=not args.no_progress), t0)
         if args.cmd == "reproduce":
             prof = "quick" if args.quick else "long" if args.long else "default"
-            return _report("reproduce", rp.reproduce(prof, args.dry_run, args.force, not args.no_progress, tuple(args.only or rp.EXPERIMENTS)), t0)
+            return _report("reproduce", rp.reproduce(prof, args.dry_run, args.force, not args.no_progress, tuple(args.only) if args.only else None), t0)
         if args.cmd == "aggregate":
             tabs = sw.aggregate(args.paths)
             if not tabs: print(f"ffka aggregate: no finished runs with results under {', '.join(args.paths)}", file=sys.stderr); return 1

@@ -313,7 +313,7 @@ class Base(_Section):
     "Pretraining of the tiny base model, and the steps whose checkpoints are the early / mid / late stages."
     _where = "base"
     steps: int = _f(2000, "planned pretraining length: the LR schedule spans it", min=1)
-    stages: dict = _f({"early": 500, "mid": 750, "late": 1000}, "stage -> pretraining step of the kept checkpoint", check=_stages_ok)
+    stages: dict = _f({"early": 450, "mid": 650, "late": 850}, "stage -> pretraining step of the kept checkpoint", check=_stages_ok)
     lr: float = _f(3e-3, "peak learning rate", min=0)
     warmup: int = _f(50, "warmup steps", min=0)
     schedule: str = _f("linear", "LR schedule over `steps` (OLMo-7B's is linear)", choices=("constant", "linear", "cosine"))
@@ -431,6 +431,8 @@ PROFILE_CHANGES: dict[str, dict] = {
               "model": {"n_layers": 1, "d_model": 64, "n_heads": 2, "mlp_hidden": 256, "vocab_size": 1024, "tokenizer_chars": 300_000},
               "base": {"steps": 60, "stages": {"early": 15, "mid": 30, "late": 45}, "warmup": 5, "rows": 8},
               "batch": {"rows": 8}, "protocol": {"steps": 30, "interval_steps": 3, "n_injections": 5, "window": 2, "n_grid": 10}},
+    # the long profile: the paper's 40 items per scenario and 10 controls, at the embedded default's dose (160 rows)
+    "long": {"knowledge": {"counts": {"paraphrase": 40, "duplication": 40, "once": 40, "control": 10}}, "batch": {"rows": 160}},
     "smoke": {"device": "cpu",
               "knowledge": {"world_n_background": 300, "counts": {"paraphrase": 1, "duplication": 1, "once": 1, "control": 1}},
               "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "mlp_hidden": 64, "vocab_size": 1024, "tokenizer_chars": 200_000},

@@ -18,15 +18,16 @@ from .core import atomic_write, cache_dir, config_hash, file_lock, git_commit, j
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'RUN_MODULES', 'code_hash', 'cached', 'Knowledge', 'knowledge_setup', 'run_probes', 'progress_callback',
-           'base_checkpoints', 'base_model', 'make_stream', 'run_plan', 'run_key', 'injection_run', 'save_table',
-           'write_meta', 'run_summary']
+__all__ = ['log', 'RUN_MODULES', 'COHORT_TEXTS', 'code_hash', 'cached', 'Knowledge', 'knowledge_setup', 'run_probes',
+           'progress_callback', 'base_checkpoints', 'base_model', 'make_stream', 'run_plan', 'run_key', 'injection_run',
+           'cohort_schedule', 'cohort_run', 'save_table', 'write_meta', 'run_summary']
 
 # %% ../nbs/09_pipeline.ipynb #ff4ca23a
 RUN_MODULES = ("config", "data", "phrasings", "world", "model", "olmo", "probes", "schedule", "streams", "train", "pipeline")
 
+@functools.lru_cache(maxsize=1)
 def code_hash() -> str:
-    "A short hash of the sources of the modules that decide a run's numbers (RUN_MODULES)."
+    "A short hash of the sources of the modules that decide a run's numbers (RUN_MODULES), read once per process: the code it runs."
     pkg = Path(ffka.__file__).resolve().parent
     return config_hash({m: (pkg / f"{m}.py").read_text() if (pkg / f"{m}.py").is_file() else None for m in RUN_MODULES}, 12)
 
@@ -283,6 +284,52 @@ def injection_run(cfg: RunConfig,          # the run's configuration
         try: compute(d); return ProbeLog.load(d / "probelog")
         finally: shutil.rmtree(d, ignore_errors=True)
     return ProbeLog.load(cached("injection", run_key(cfg, stage), compute) / "probelog")
+
+# %% ../nbs/09_pipeline.ipynb #afd0043c
+COHORT_TEXTS = ("original", "paraphrase", "mixed")
+
+def cohort_schedule(kn: Knowledge, cohorts):
+    "The InjectionSchedule of `cohorts` (dicts: name, n_items, steps, text) over the first items of `kn`; returns (schedule, {name: ids})."
+    from ffka.schedule import Injection, InjectionSchedule
+    byid, ids, pos, sched = {it.id: it for it in kn.items}, {}, 0, InjectionSchedule()
+    for c in cohorts:
+        bad = set(c) - {"name", "n_items", "steps", "text"}
+        if bad or c.get("text", "original") not in COHORT_TEXTS or not c.get("steps"):
+            raise ValueError(f"cohort {c.get('name')!r}: needs name, n_items, steps and text in {COHORT_TEXTS}" + (f"; unknown {sorted(bad)}" if bad else ""))
+        its = [byid[i] for i in kn.split["paraphrase"][pos:pos + int(c["n_items"])]]; pos += int(c["n_items"])
+        ids[c["name"]] = [it.id for it in its]
+        text, steps = c.get("text", "original"), sorted(int(x) for x in c["steps"])
+        def inj(it, j):
+            if text == "original" or j == 0 or (text == "mixed" and j % 2 == 0): return Injection(it.id, "original", it.context)
+            k = (j - 1) if text == "paraphrase" else (j // 2)
+            return Injection(it.id, f"paraphrase-{k}", it.paraphrases[k])
+        sched = sched + InjectionSchedule({t: [inj(it, j) for it in its] for j, t in enumerate(steps)})
+    return sched, ids
+
+def cohort_run(cfg: RunConfig, stage: str, cohorts, progress: bool = False, cache: bool = True):
+    "An injection run of `cohorts` (name, n_items, steps, text) plus knowledge.counts['control'] controls; a cached ProbeLog."
+    from ffka.log import ProbeLog
+    from ffka.train import run_injection
+    n = sum(int(c["n_items"]) for c in cohorts)
+    rc = cfg.for_stage(stage).replace(knowledge={"counts": {"paraphrase": n, "duplication": 0, "once": 0, "control": cfg.knowledge.counts.get("control", 0)}})
+    def compute(folder: Path):
+        kn = knowledge_setup(rc)
+        sched, ids = cohort_schedule(kn, cohorts)
+        lm, start = base_model(rc, kn, stage, progress)
+        if rc.optimizer.start_step is not None: start = replace(start, step=int(rc.optimizer.start_step))
+        probes = run_probes(kn)
+        of = {i: name for name, v in ids.items() for i in v}
+        probes.meta["scenario"] = [of.get(int(i), "control") for i in probes.meta.item_id]
+        tc = rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50})
+        run_injection(lm, sched, make_stream(rc, kn), probes, tc, start=start, out_dir=folder, progress=progress,
+                      callback=progress_callback(f"cohorts {stage} (seed {rc.seed})", tc.protocol.steps),
+                      meta={"config": rc.to_dict(), "stage": stage, "cohorts": list(map(dict, cohorts)), "code_hash": code_hash(), "shortcuts": _shortcuts(kn)})
+    key = {**run_key(rc, stage), "cohorts": list(map(dict, cohorts))}
+    if not cache:
+        d = Path(tempfile.mkdtemp(prefix="ffka-run-"))
+        try: compute(d); return ProbeLog.load(d / "probelog")
+        finally: shutil.rmtree(d, ignore_errors=True)
+    return ProbeLog.load(cached("injection", key, compute) / "probelog")
 
 # %% ../nbs/09_pipeline.ipynb #8681b9ec
 def save_table(run_dir, # the run folder (the notebook's `run_dir` parameter)

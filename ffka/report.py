@@ -17,15 +17,21 @@ from .sweep import RunSpec, SweepResult, aggregate, experiments_dir, load_yaml, 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'EXPERIMENTS', 'PROFILES', 'reproduce_plan', 'run_hashes', 'stale_runs', 'markdown_table', 'latex_table',
-           'results_tables', 'write_results', 'reproduce']
+__all__ = ['log', 'EXPERIMENTS', 'PROFILES', 'profile_experiments', 'reproduce_plan', 'run_hashes', 'stale_runs',
+           'markdown_table', 'latex_table', 'results_tables', 'write_results', 'reproduce']
 
 # %% ../nbs/11_report.ipynb #b7d44944
-EXPERIMENTS = ("e01_dynamics", "e02_effectivity", "e03_forgetting", "e04_batch_size")
+EXPERIMENTS = ("e01_dynamics", "e02_effectivity", "e03_forgetting", "e04_batch_size",      # the paper's
+               "e05_intervals", "e06_long_tail", "e07_dedup", "e08_dose")                     # beyond the paper
 PROFILES = {"default": ("default", ""), "quick": ("quick", "quick"), "long": ("long", "long")}  # name -> (params prefix, figures sub-folder)
 
+def profile_experiments(profile: str = "default") -> list[str]:
+    "The experiments of a reproduce profile: those with a params/<prefix>_<eNN>.yaml file."
+    prefix = PROFILES[profile][0]
+    return [e for e in EXPERIMENTS if (experiments_dir() / "params" / f"{prefix}_{e.split('_')[0]}.yaml").is_file()]
+
 def reproduce_plan(profile: str = "default", # "default" (the embedded default), "quick" or "long"
-                   experiments: Sequence[str] = EXPERIMENTS, # which experiment notebooks, in order
+                   experiments: Sequence[str] | None = None, # which experiment notebooks, in order (default: the profile's)
                    figures=None,             # figures folder (default: <repo>/figures[/<profile>], else ./figures)
                    run_root=None,            # parent of the run folders (default: runs_dir()/reproduce[-<profile>])
                   ) -> list[RunSpec]:
@@ -33,6 +39,7 @@ def reproduce_plan(profile: str = "default", # "default" (the embedded default),
     if profile not in PROFILES: raise ValueError(f"profile: {profile!r} is not one of {sorted(PROFILES)}")
     prefix, sub = PROFILES[profile]
     exp, root = experiments_dir(), repo_root()
+    experiments = profile_experiments(profile) if experiments is None else experiments
     figures = Path(figures).resolve() if figures else ((root or Path.cwd()) / "figures" / sub).resolve()
     run_root = Path(run_root).resolve() if run_root else runs_dir() / ("reproduce" + (f"-{profile}" if profile != "default" else ""))
     runs = []
@@ -134,7 +141,7 @@ def reproduce(profile: str = "default",   # "default", "quick" or "long"
               dry_run: bool = False,      # only show the plan
               force: bool = False,        # re-run finished (and stale) runs
               progress: bool = True,
-              experiments: Sequence[str] = EXPERIMENTS,
+              experiments: Sequence[str] | None = None,   # default: the profile's experiments
               figures=None, run_root=None) -> SweepResult:
     "Run every experiment of `profile`, then write results.{csv,md} next to the figures."
     plan = reproduce_plan(profile, experiments, figures, run_root)

@@ -130,9 +130,11 @@ def world_stream(world,                 # an ffka.world World
                  seq_len: int = 128,    # row length L
                  seed: int = 0,         # background-text seed: another seed is another, unseen, corpus of the same world
                  start_row: int = 0,    # first row
+                 **variant,             # background_paragraphs options: top_k, copies, dedup (the deduplication experiment)
                 ) -> PackedTextStream:
     "The synthetic world's endless background corpus as token rows."
-    s = PackedTextStream(lambda: world.background_paragraphs(seed=seed), tokenizer, seq_len, start_row, name=f"world(seed={seed})")
+    s = PackedTextStream(lambda: world.background_paragraphs(seed=seed, **variant), tokenizer, seq_len, start_row,
+                         name=f"world(seed={seed}" + "".join(f", {k}={v}" for k, v in variant.items()) + ")")
     s.seed = seed
     return s
 

@@ -215,7 +215,7 @@ def _progress_line(path: Path, stop: threading.Event, label: str):
         except (OSError, ValueError): continue
         if p.get("task") != task:
             if bar is not None: bar.close()
-            task = p.get("task"); bar = tqdm(total=p.get("total"), desc=f"{label}: {task}"[:70], unit="step", leave=False)
+            task = p.get("task"); bar = tqdm(total=p.get("total"), desc=f"{label}: {task}"[:70], unit="step", leave=False, disable=None)  # None: off when not a terminal
         bar.n = p.get("step", 0); bar.refresh()
     if bar is not None: bar.close()
 

@@ -13,17 +13,21 @@ from ffka.sweep import check_params, experiments_dir, load_yaml, notebook_parame
 
 EXP = experiments_dir()
 FIGURES = {"e01_dynamics": ["fig2_dynamics", "fig2_control_drift"], "e02_effectivity": ["fig3_effectivity"],
-           "e03_forgetting": ["fig4_forgetting", "fig4_forgetting_corrected"], "e04_batch_size": ["fig5_batch_size"]}
-TABLES = {"e01_dynamics": ["dynamics", "effectivity", "drift", "findings"], "e02_effectivity": ["effectivity", "findings"],
+           "e03_forgetting": ["fig4_forgetting", "fig4_forgetting_corrected"], "e04_batch_size": ["fig5_batch_size"],
+           "e05_intervals": ["fig7_intervals"], "e06_long_tail": ["fig6_long_tail"], "e07_dedup": ["fig8_dedup"], "e08_dose": ["fig9_dose"]}
+TABLES = {"e01_dynamics": ["dynamics", "effectivity", "drift", "protocol", "findings"], "e02_effectivity": ["effectivity", "findings"],
           "e03_forgetting": ["curves", "fits", "fits_corrected", "decay_table", "findings"],
-          "e04_batch_size": ["curves", "fits", "thresholds", "findings"]}
+          "e04_batch_size": ["curves", "fits", "thresholds", "findings"], "e05_intervals": ["intervals", "findings"],
+          "e06_long_tail": ["long_tail", "findings"], "e07_dedup": ["dedup_injected", "dedup_fits", "dedup_corpus", "findings"],
+          "e08_dose": ["dose", "dose_trend", "findings"]}
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_notebook_structure(name):
     nb = nbformat.read(EXP / f"{name}.ipynb", as_version=4)
     first = nb.cells[0]
-    assert first.cell_type == "markdown" and "**Claim" in first.source and "**Produces:**" in first.source and "Fig." in first.source
+    assert first.cell_type == "markdown" and ("**Claim" in first.source or "**Question" in first.source) and "**Produces:**" in first.source
+    assert "fig" in first.source.lower() and "declared" in "".join(c.source for c in nb.cells if c.cell_type == "markdown")
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and len(tagged[0].source.strip().splitlines()) <= 15      # issue 10: <= 15 lines
     assert {"seed", "smoke", "run_dir", "device", "profile", "config"} <= set(notebook_parameters(EXP / f"{name}.ipynb"))
@@ -32,11 +36,13 @@ def test_notebook_structure(name):
     assert "#| export" not in src and "plots.savefig(" in src and "write_meta(" in src and "check_params(" in src
 
 
-@pytest.mark.parametrize("prefix", ["default", "quick", "smoke", "paper"])
+@pytest.mark.parametrize("prefix", ["default", "quick", "smoke", "paper", "long"])
 def test_params_files_are_flat_and_valid(prefix):
     "Every shipped params file works with plain papermill (flat, no include) and passes the notebook's checks."
-    for name in EXPERIMENTS:
-        f = EXP / "params" / f"{prefix}_{name.split('_')[0]}.yaml"
+    files = sorted((EXP / "params").glob(f"{prefix}_e*.yaml"))
+    assert len(files) >= 4
+    for f in files:
+        name = next(e for e in EXPERIMENTS if e.startswith(f.stem.split("_")[1]))
         p = load_yaml(f)
         assert "include" not in p and "profile" in p
         check_params(EXP / f"{name}.ipynb", p, f.name)
@@ -67,7 +73,11 @@ def test_smoke_run(smoke_env, name):
     for t in TABLES[name]: assert len(pd.read_csv(run_dir / "results" / f"{t}.csv")) > 0, t
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["params"]["smoke"] is True and meta["ffka_version"] and meta["code_hash"] and meta["runs"]
-    assert all(0 < r["knowledge_fraction_first"] <= 1 and r["code_hash"] == meta["code_hash"] for r in meta["runs"])
+    assert all(r["code_hash"] == meta["code_hash"] for r in meta["runs"])
+    assert all(0 < r["knowledge_fraction_first"] <= 1 for r in meta["runs"] if r["knowledge_fraction_first"] is not None)   # None: no injections
+    findings = pd.read_csv(run_dir / "results" / "findings.csv")
+    assert list(findings.columns) == ["experiment", "claim", "quantity", "value", "lo", "hi", "level", "verdict", "test"] and len(findings) >= 2
+    assert set(findings.verdict) <= {"holds", "does not hold", "inconclusive"} and findings.test.str.contains("CI of").all()
     if name == "e04_batch_size": assert sorted(pd.read_csv(run_dir / "results" / "thresholds.csv").batch_size.unique()) == [2, 4]
 
 
@@ -75,7 +85,8 @@ def test_smoke_runs_shared_the_cache(smoke_env):
     """Each configuration trained once: mid (e01, shared by e02-e04), early and late at their own LR and at the one
     App. F LR (the mid run doubles as App. F's: the mean LR is the mid LR), the d16 size variant, 2 small-batch runs."""
     entries = [p for p in (smoke_env / "cache" / "injection").iterdir() if p.is_dir() and not p.name.endswith(".partial")]
-    assert len(entries) == 1 + 2 + 2 + 1 + 2, sorted(p.name for p in entries)
+    # + e05's and e07's cohort runs, e08's 2- and 8-row runs (its 4 rows are the mid run); e06 and e07's corpus runs add none
+    assert len(entries) == (1 + 2 + 2 + 1 + 2) + 2 + 2, sorted(p.name for p in entries)
     assert len([p for p in (smoke_env / "cache" / "base").iterdir() if p.is_dir()]) == 2     # the main base model + the d16 one
 
 
@@ -89,6 +100,8 @@ def test_report_of_the_smoke_runs(smoke_env, tmp_path):
 
 def test_reproduce_plan_profiles(tmp_path):
     plan, quick = reproduce_plan(run_root=tmp_path), reproduce_plan("quick", run_root=tmp_path)
-    assert [r.notebook.stem for r in plan] == list(EXPERIMENTS) and all(r.run_dir.parent == tmp_path for r in plan)
+    from ffka.report import profile_experiments
+    assert [r.notebook.stem for r in plan] == profile_experiments("default") and all(r.run_dir.parent == tmp_path for r in plan)
+    assert profile_experiments("long") == list(EXPERIMENTS)
     assert {p.params["profile"] for p in plan} == {"embedded"} and {q.params["profile"] for q in quick} == {"quick"}
     assert all(Path(q.params["figures_dir"]).name == "quick" for q in quick)
