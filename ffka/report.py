@@ -100,7 +100,8 @@ def _runs_md(run_dirs: Sequence) -> str:
     rows, now = [], code_hash()
     for d in map(Path, run_dirs):
         if not (d / "meta.json").is_file(): continue
-        m = json.loads((d / "meta.json").read_text())
+        try: m = json.loads((d / "meta.json").read_text())
+        except ValueError as e: raise ValueError(f"{d / 'meta.json'}: not valid JSON ({e}); rerun that experiment (--force)") from None
         for r in m.get("runs", []):
             t = r.get("timing") or {}
             rows.append({"notebook": m.get("notebook", d.name), **{k: r.get(k) for k in ("stage", "seed", "model", "batch_size", "steps",
