@@ -180,7 +180,8 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt()
 
 KERNEL_ENV = {"HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
-              "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+              "TQDM_DISABLE": "1", "TOKENIZERS_PARALLELISM": "false",
+              "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore:IProgress not found"}   # transformers imports tqdm.auto: no ipywidgets in a kernel
 
 def _execute(spec_file: str) -> int:
     "Child-process entry point: execute one notebook with papermill as `spec_file` says; the exit code tells the parent what happened."

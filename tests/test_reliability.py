@@ -20,7 +20,7 @@ FFKA = Path(sys.executable).with_name("ffka")
 def trivial(path: Path, sleep=0.0) -> Path:
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell("x = 1        # a number\nsleep = 0.0  # seconds\nrun_dir = ''", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("import time\nfrom ffka.pipeline import write_meta\ntime.sleep(sleep)\nwrite_meta(run_dir, {'x': x})")]
+                nbformat.v4.new_code_cell("import time, transformers\nfrom ffka.pipeline import write_meta\ntime.sleep(sleep)\nwrite_meta(run_dir, {'x': x})")]
     nbformat.write(nb, path)
     return path
 
