@@ -189,7 +189,9 @@ def full(self: Engine, tree):
     def walk(x):
         if isinstance(x, Mapping): return {k: walk(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)): return type(x)(walk(v) for v in x)
-        return x.full_tensor().cpu() if _is_dtensor(x) else x
+        if not _is_dtensor(x): return x
+        whole = x.full_tensor()                      # an all-gather: every rank takes part, rank 0 keeps the result
+        return whole.cpu() if self.is_main else None
     if self.strategy != "fsdp": return tree if self.is_main else None
     out = walk(tree)
     return out if self.is_main else None

@@ -58,16 +58,17 @@ def toy_parts(tie: bool = False):
 def toy_run(payload: dict) -> dict:
     """Target of `launch`: the toy run with payload `config` (TrainConfig fields) into `out_dir`.
 
-    Test hooks: `kill` = {"rank", "step"} SIGKILLs that rank after that update; `sleep` seconds after each
-    update; `pid_dir` gets a file per rank holding its pid."""
+    Test hooks: `kill` = {"rank", "step"} SIGKILLs that rank after that update; `hang` = {"rank", "step"} makes it
+    wait forever there; `sleep` seconds after each update; `pid_dir` gets a file per rank holding its pid."""
     import torch.distributed as dist
     torch.set_num_threads(1)
     rank = dist.get_rank() if dist.is_initialized() else 0
     if payload.get("pid_dir"): (Path(payload["pid_dir"]) / f"rank{rank}.pid").write_text(str(os.getpid()))
     lm, sched, stream, probes = toy_parts(payload.get("tie", False))
-    kill = payload.get("kill")
+    kill, hang = payload.get("kill"), payload.get("hang")
     def watch(step, info):
         if kill and rank == kill["rank"] and step == kill["step"]: os.kill(os.getpid(), signal.SIGKILL)
+        if hang and rank == hang["rank"] and step == hang["step"]: time.sleep(3600)
         if payload.get("sleep"): time.sleep(payload["sleep"])
     pl = run_injection(lm, sched, stream, probes, toy_config(**payload.get("config", {})), out_dir=payload.get("out_dir"), callback=watch)
     return dict(loss=pl.loss.tolist(), scores=pl.scores.tolist(), steps=pl.steps.tolist(), fingerprint=pl.meta["fingerprint"])

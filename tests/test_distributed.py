@@ -13,6 +13,7 @@ import torch
 from ffka.config import Parallel
 from ffka.distributed import RankFailed, engine_for, launch
 from ffka.log import ProbeLog
+from ffka.model import LM, load_training_state
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -65,12 +66,24 @@ def test_dead_rank_stops_the_run_and_it_resumes(reference, tmp_path, strategy):
     assert e.value.rank == 1 and e.value.exitcode == -9 and "rank 1 of the distributed run died (killed by signal 9 (SIGKILL)" in str(e.value)
     assert took < 60, f"{took:.0f} s: the surviving rank waited for its collective timeout"   # torchrun stops it at once
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step0000004"]       # whole, written by rank 0
+    ckpt = tmp_path / "checkpoints" / "step0000004"
+    ts, whole = load_training_state(ckpt), LM.load(ckpt, device="cpu").model           # the one-process format
+    shapes = {n: tuple(p.shape) for n, p in whole.named_parameters()}
+    assert ts["optimizer"]["format"] == "ffka.optim-by-name" and set(ts["optimizer"]["state"]) == set(shapes)
+    assert all(tuple(st["exp_avg"].shape) == shapes[n] for n, st in ts["optimizer"]["state"].items())   # moments gathered whole
     # a checkpoint of 2 DDP processes resumes in 1 process (here); an FSDP one on 2 FSDP processes again
     out = toy_run({"out_dir": str(tmp_path)}) if strategy == "ddp" else run2({"config": cfg, "out_dir": str(tmp_path)})
     d_loss, d_score = diffs(out, reference[False])
     print(f"{strategy} resumed: max |loss diff| {d_loss:.2e}, max |score diff| {d_score:.2e}")
     assert d_loss <= TOL and d_score <= TOL
     assert not (tmp_path / "checkpoints").exists()                     # the finished run dropped its rolling checkpoints
+
+
+def test_a_hung_rank_fails_the_run_after_the_collective_timeout(tmp_path):
+    t0 = time.time()
+    with pytest.raises(RankFailed, match=r"rank 0 of the distributed run failed: RuntimeError: .*(?i:timed out)") as e:
+        run2({"config": par("ddp"), "hang": {"rank": 1, "step": 3}}, timeout_s=8)
+    assert 8 <= time.time() - t0 < 60 and e.value.rank == 0
 
 
 def test_errors_are_those_of_one_process(tmp_path):
