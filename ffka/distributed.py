@@ -89,7 +89,9 @@ def shard_blocks(model: torch.nn.Module) -> list[str]:
 def _checkpoint_activations(model: torch.nn.Module) -> None:
     if not getattr(model, "supports_gradient_checkpointing", False):
         raise ValueError(f"parallel.activation_checkpointing: {type(model).__name__} does not support gradient checkpointing")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    on = getattr(model, "activation_checkpointing_enable", None)   # transformers >= 5 (the older name is deprecated there)
+    if on is not None: on(activation_checkpointing_kwargs={"use_reentrant": False})
+    else: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 @patch
 def prepare(self: Engine, lm: LM) -> Engine:
@@ -416,7 +418,7 @@ def _exit(code: int):
 
 # %% ../nbs/05c_distributed.ipynb #f896d428
 #| eval: false
-if __name__ == "__main__": _exit(worker_main())
+if __name__ == "__main__" and sys.argv[0].endswith("distributed.py"): _exit(worker_main())   # python -m ffka.distributed (not a notebook kernel)
 
 # %% ../nbs/05c_distributed.ipynb #28ca28f1
 def injection_task(payload: Mapping) -> dict:
