@@ -388,12 +388,11 @@ def worker_main(argv=None) -> int:
     ap.add_argument("--target", required=True, help="module:function called with the payload")
     ap.add_argument("--control", required=True, help="the launch's control folder"); ap.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (nccl)")
     a = ap.parse_args(argv)
-    control, env = Path(a.control), dist_env() or dict(rank=0, world_size=1, local_rank=0)
-    rank = env["rank"]
+    control, rank = Path(a.control), (dist_env() or dict(rank=0))["rank"]
     logging.basicConfig(level=logging.INFO, format=f"rank {rank} %(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     torch.set_num_threads(int(os.environ.get("FFKA_DIST_THREADS", "1")))
     try:
-        init_distributed(a.device)
+        log.info("rank %d of %d (pid %d, %s) runs %s", rank, init_distributed(a.device), os.getpid(), a.device, a.target)
         out = _resolve(a.target)(json.loads((control / "payload.json").read_text()))
         if rank == 0: (control / "result.json").write_text(json.dumps(out))
     except BaseException as e:

@@ -61,9 +61,10 @@ def test_dead_rank_stops_the_run_and_it_resumes(reference, tmp_path, strategy):
     cfg = {**par(strategy), "checkpoint": {"every": 4}}
     t0 = time.time()
     with pytest.raises(RankFailed) as e:
-        run2({"config": cfg, "out_dir": str(tmp_path), "kill": {"rank": 1, "step": 6}}, timeout_s=300)
+        run2({"config": cfg, "out_dir": str(tmp_path), "kill": {"rank": 1, "step": 6}}, timeout_s=300, log_file=tmp_path / "launch.log")
     took = time.time() - t0
     assert e.value.rank == 1 and e.value.exitcode == -9 and "rank 1 of the distributed run died (killed by signal 9 (SIGKILL)" in str(e.value)
+    print(f"{strategy}: rank 1 killed after update 6, the run stopped with RankFailed {took:.1f} s after launch")
     assert took < 60, f"{took:.0f} s: the surviving rank waited for its collective timeout"   # torchrun stops it at once
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step0000004"]       # whole, written by rank 0
     ckpt = tmp_path / "checkpoints" / "step0000004"
@@ -82,18 +83,18 @@ def test_dead_rank_stops_the_run_and_it_resumes(reference, tmp_path, strategy):
 def test_a_hung_rank_fails_the_run_after_the_collective_timeout(tmp_path):
     t0 = time.time()
     with pytest.raises(RankFailed, match=r"rank 0 of the distributed run failed: RuntimeError: .*(?i:timed out)") as e:
-        run2({"config": par("ddp"), "hang": {"rank": 1, "step": 3}}, timeout_s=8)
+        run2({"config": par("ddp"), "hang": {"rank": 1, "step": 3}}, timeout_s=8, log_file=tmp_path / "launch.log")
     assert 8 <= time.time() - t0 < 60 and e.value.rank == 0
 
 
 def test_errors_are_those_of_one_process(tmp_path):
     blocker = tmp_path / "a-file"; blocker.write_text("x")
     with pytest.raises(PermissionError, match=r"rank 0: output folder .*a-file/run is not writable"):
-        run2({"config": par("ddp"), "out_dir": str(blocker / "run")})
+        run2({"config": par("ddp"), "out_dir": str(blocker / "run")}, log_file=tmp_path / "1.log")
     with pytest.raises(FloatingPointError, match=r"rank \d: step 2: the training loss is nan .* the run diverged"):
-        run2({"config": {**par("fsdp"), "optimizer": {"lr": 1e30}}})
+        run2({"config": {**par("fsdp"), "optimizer": {"lr": 1e30}}}, log_file=tmp_path / "2.log")
     with pytest.raises(ValueError, match="parallel.processes=2 but the torch.distributed job has 1 processes"):
-        run2({"config": par("ddp")}, processes=1)
+        run2({"config": par("ddp")}, processes=1, log_file=tmp_path / "3.log")
 
 
 def test_a_run_of_several_processes_needs_a_job(monkeypatch):
@@ -111,7 +112,7 @@ def _alive(pid: int) -> bool:
 
 def test_ctrl_c_stops_every_rank(tmp_path):
     code = (f"from ffka.distributed import launch; launch('dist_toy:toy_run', {{'sleep': 3, 'pid_dir': {str(tmp_path)!r}, "
-            f"'config': {{'parallel': {{'processes': 2}}}}}}, 2, env={ENV!r})")
+            f"'config': {{'parallel': {{'processes': 2}}}}}}, 2, env={ENV!r}, log_file={str(tmp_path / 'launch.log')!r})")
     p = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while len(list(tmp_path.glob("rank*.pid"))) < 2 and time.time() < deadline and p.poll() is None: time.sleep(0.2)
