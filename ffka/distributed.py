@@ -284,7 +284,9 @@ def _culprit(errors: dict, exits: dict, root: int | None) -> int | None:
     "The rank that failed first: one killed by a signal (not the SIGTERM torchrun sends the others), else the earliest error, else torchrun's root cause."
     killed = sorted(r for r, c in exits.items() if c < 0 and c != -signal.SIGTERM)
     if killed: return killed[0]
-    return min(errors.values(), key=lambda e: (e["time"], e["rank"]))["rank"] if errors else root
+    if not errors: return root
+    first = min(errors.values(), key=lambda e: (e["time"], e["rank"]))   # the same error on several ranks (a shared one): the lowest
+    return min(r for r, e in errors.items() if (e["type"], e["message"]) == (first["type"], first["message"]))
 
 def _rank_tail(lines, rank: int | None, n: int) -> str:
     "The last `n` lines rank `rank` printed (torchrun prefixes them `[default<rank>]:`); all ranks' when unknown."
@@ -323,8 +325,7 @@ def launch(target: str,                  # "module:function" run on every rank a
     "Run `target(payload)` on `processes` ranks under torchrun and wait; rank 0's result, or the failing rank's error."
     if processes < 1: raise ValueError(f"processes must be >= 1, got {processes}")
     control = Path(tempfile.mkdtemp(prefix="ffka-launch-"))
-    (control / "errors").mkdir()
-    (control / "payload.json").write_text(json.dumps(dict(payload or {})))
+    (control / "errors").mkdir(); (control / "payload.json").write_text(json.dumps(dict(payload or {})))
     log_path = Path(log_file) if log_file is not None else control / "launch.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "--max-restarts=0",

@@ -67,7 +67,9 @@ def toy_run(payload: dict) -> dict:
     lm, sched, stream, probes = toy_parts(payload.get("tie", False))
     kill, hang = payload.get("kill"), payload.get("hang")
     def watch(step, info):
-        if kill and rank == kill["rank"] and step == kill["step"]: os.kill(os.getpid(), signal.SIGKILL)
+        if kill and rank == kill["rank"] and step == kill["step"]:
+            if payload.get("pid_dir"): (Path(payload["pid_dir"]) / f"rank{rank}.killed").write_text(repr(time.time()))
+            os.kill(os.getpid(), signal.SIGKILL)
         if hang and rank == hang["rank"] and step == hang["step"]: time.sleep(3600)
         if payload.get("sleep"): time.sleep(payload["sleep"])
     pl = run_injection(lm, sched, stream, probes, toy_config(**payload.get("config", {})), out_dir=payload.get("out_dir"), callback=watch)
