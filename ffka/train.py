@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from .config import LRSchedule, Optimizer, TrainConfig, Batch, Protocol, Checkpointing
 from .core import config_hash, git_commit, ffka_version
+from .distributed import Engine, engine_for
 from .log import ProbeLog
 from .model import LM, rng_state, set_rng_state, load_training_state
 from .schedule import InjectionSchedule, inject_batch, injection_stats
@@ -145,16 +146,15 @@ def plan_injections(schedule: InjectionSchedule, # what to inject when
 # %% ../nbs/05_train.ipynb #96920aac
 class ProbeRecorder:
     "Scores `probes` at the logged steps; keeps the rows, the seconds spent and the number of passes."
-    def __init__(self, lm: LM, probes, log_at: Sequence[int], batch_size: int = 64):
+    def __init__(self, lm: LM, probes, log_at: Sequence[int], batch_size: int = 64, engine: Engine | None = None):
         self.lm, self.probes, self.log_at, self.batch_size = lm, probes, set(int(s) for s in log_at), batch_size
-        self.steps, self.rows, self.seconds, self.passes = [], [], 0.0, 0
+        self.steps, self.rows, self.seconds, self.passes, self.engine = [], [], 0.0, 0, engine or Engine()
 
     def __call__(self, step: int):
         "Score the probes if `step` is a logged step."
         if self.probes is None or step not in self.log_at: return
-        from ffka.probes import score_probeset
-        t0 = time.perf_counter()
-        self.rows.append(score_probeset(self.lm, self.probes, batch_size=self.batch_size)); self.steps.append(step)
+        t0 = time.perf_counter()   # the engine shares the probes among the ranks of a distributed run
+        self.rows.append(self.engine.score(self.lm, self.probes, batch_size=self.batch_size)); self.steps.append(step)
         self.seconds += time.perf_counter() - t0; self.passes += 1
 
     def frame(self, injected: set) -> pd.DataFrame:
@@ -170,9 +170,10 @@ class ProbeRecorder:
 # %% ../nbs/05_train.ipynb #5c2b60ab
 class Checkpointer:
     "Saves and restores resumable checkpoints of one run under `out_dir/checkpoints`."
-    def __init__(self, out_dir, policy: Checkpointing, fingerprint: str):
+    def __init__(self, out_dir, policy: Checkpointing, fingerprint: str, engine: Engine | None = None):
         self.dir = Path(out_dir) / "checkpoints" if out_dir is not None else None
         self.policy, self.fingerprint, self.at, self.seconds = policy, fingerprint, set(policy.at), 0.0
+        self.engine = engine or Engine()
 
     def due(self, step: int, last: int) -> bool:
         "Whether to save after update `step` of a run of `last` updates."
@@ -180,21 +181,23 @@ class Checkpointer:
         return step in self.at or (self.policy.every > 0 and 0 < step < last and step % self.policy.every == 0)
 
     def save(self, step: int, lm: LM, opt, stream: RowStream, recorder: ProbeRecorder, losses: list) -> Path:
-        "Write checkpoint `step` atomically (temp folder + rename) and drop old rolling ones."
+        "Write checkpoint `step` atomically (temp folder + rename) and drop old rolling ones (rank 0 writes the whole model)."
         t0 = time.perf_counter()
-        final = self.dir / f"step{step:07d}"
-        tmp = self.dir / f".tmp-step{step:07d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        lm.save(tmp, training_state=dict(step=step, fingerprint=self.fingerprint, optimizer=optimizer_state(opt),
-                                         stream_position=stream.position, loss=list(losses), rng=rng_state(), **recorder.state()))
-        shutil.rmtree(final, ignore_errors=True); tmp.rename(final)
-        rolling = sorted((p for p in self.dir.glob("step*") if int(p.name[4:]) not in self.at), key=lambda p: p.name)
-        for p in rolling[:max(0, len(rolling) - self.policy.keep)]: shutil.rmtree(p, ignore_errors=True)
+        final, tmp = self.dir / f"step{step:07d}", self.dir / f".tmp-step{step:07d}"
+        whole, moments = self.engine.full_lm(lm), self.engine.full(optimizer_state(opt))   # gathered on rank 0 (every rank takes part)
+        def write():
+            shutil.rmtree(tmp, ignore_errors=True)
+            whole.save(tmp, training_state=dict(step=step, fingerprint=self.fingerprint, optimizer=moments,
+                                                stream_position=stream.position, loss=list(losses), rng=rng_state(), **recorder.state()))
+            shutil.rmtree(final, ignore_errors=True); tmp.rename(final)
+            rolling = sorted((p for p in self.dir.glob("step*") if int(p.name[4:]) not in self.at), key=lambda p: p.name)
+            for p in rolling[:max(0, len(rolling) - self.policy.keep)]: shutil.rmtree(p, ignore_errors=True)
+        self.engine.on_main(write)
         self.seconds += time.perf_counter() - t0
         return final
 
 # %% ../nbs/05_train.ipynb #59da7130
-def _load_checkpoint(d: Path, lm: LM) -> dict:
+def _load_checkpoint(d: Path, lm: LM, engine: Engine | None = None) -> dict:
     "The training state of checkpoint `d`, its weights loaded into `lm`; ValueError naming the damaged file."
     from safetensors.torch import load_file
     try: ts = load_training_state(d)
@@ -206,7 +209,7 @@ def _load_checkpoint(d: Path, lm: LM) -> dict:
     for f in files:
         try: sd.update(load_file(str(f)))
         except Exception as e: raise ValueError(f"{f} is damaged ({type(e).__name__}: {e})") from None
-    missing, unexpected = lm.model.load_state_dict(sd, strict=False)
+    missing, unexpected = (engine or Engine()).load_weights(lm.model, sd)   # each rank keeps its shards under FSDP
     tied = {k for k in missing if "lm_head" in k and getattr(lm.model.config, "tie_word_embeddings", False)}
     if set(missing) - tied or unexpected: raise ValueError(f"{d}: weights do not match the model (missing {sorted(set(missing) - tied)[:3]}, unexpected {unexpected[:3]})")
     return ts
@@ -216,7 +219,7 @@ def restore(self: Checkpointer, lm: LM, opt_factory: Callable[[dict | None], obj
     "Load the newest intact checkpoint: (step, losses, optimizer) — or None when there is none."
     if self.dir is None or not self.dir.is_dir(): return None
     for d in sorted(self.dir.glob("step*"), key=lambda p: p.name, reverse=True):
-        try: ts = _load_checkpoint(d, lm)
+        try: ts = _load_checkpoint(d, lm, self.engine)
         except ValueError as e: log.warning("skipping checkpoint: %s; trying an older one", e); continue
         if ts.get("fingerprint") != self.fingerprint:
             raise ValueError(f"{d}: checkpoint belongs to another configuration (fingerprint {ts.get('fingerprint')} != {self.fingerprint})")
@@ -232,20 +235,22 @@ def _lm_loss(model, ids: torch.Tensor) -> torch.Tensor:
     logits = model(input_ids=ids).logits
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), ids[:, 1:].reshape(-1))
 
-def train_step(lm: LM, opt, batch: torch.Tensor, # lm: the model; batch: [rows, L] token ids on its device
-               lr: float, grad_accum: int = 1, clip: float | None = 1.0, step: int = 0) -> float: # step: for error messages
-    "One optimizer update on `batch` in `grad_accum` micro-batches; returns the mean loss."
+def train_step(lm: LM, opt, batch: torch.Tensor, # lm: the model; batch: [rows, L] token ids on its device (this rank's rows)
+               lr: float, grad_accum: int = 1, clip: float | None = 1.0, step: int = 0, # step: for error messages
+               engine: Engine | None = None) -> float: # a distributed run's engine (None: one process)
+    "One optimizer update on `batch` in `grad_accum` micro-batches; returns the mean loss (over every rank)."
+    eng = engine or Engine()
     for g in opt.param_groups: g["lr"] = lr
     opt.zero_grad(set_to_none=True)
-    total = torch.zeros((), device=batch.device)
-    for mb in batch.split(batch.size(0) // grad_accum):
-        with lm.autocast(): loss = _lm_loss(lm.model, mb) / grad_accum
-        loss.backward()
+    total, mbs = torch.zeros((), device=batch.device), batch.split(batch.size(0) // grad_accum)
+    for i, mb in enumerate(mbs):
+        with eng.no_sync(accumulating=i < len(mbs) - 1):     # gradients are averaged over the ranks after the last one
+            with lm.autocast(): loss = _lm_loss(eng.module(lm), mb) / grad_accum
+            loss.backward()
         total += loss.detach()
-    norm = torch.nn.utils.clip_grad_norm_(lm.model.parameters(), clip if clip is not None else float("inf"))
-    loss = float(total)
-    if not (math.isfinite(loss) and math.isfinite(float(norm))):
-        raise FloatingPointError(f"step {step}: the training loss is {loss} and the gradient norm {float(norm)} at lr {lr:.3g}: "
+    norm, loss = eng.clip_grad_norm(lm.model.parameters(), clip), eng.mean(total)
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        raise FloatingPointError(f"step {step}: the training loss is {loss} and the gradient norm {norm} at lr {lr:.3g}: "
                                  "the run diverged and is stopped (lower optimizer.lr)")
     opt.step()
     return loss
@@ -254,7 +259,8 @@ def train_step(lm: LM, opt, batch: torch.Tensor, # lm: the model; batch: [rows, 
 def run_meta(cfg: TrainConfig, start: Start, lr: LRSchedule, schedule: InjectionSchedule, plan: InjectionPlan,
              stream: RowStream, n_probes: int, n_control: int, device, extra: Mapping | None = None) -> dict:
     "The metadata of a run (its `fingerprint` identifies everything that decides its scores)."
-    c = cfg.to_dict(); c.pop("checkpoint")              # how often a run checkpoints does not change its scores
+    c = cfg.to_dict(); c.pop("checkpoint"); par = c.pop("parallel")   # how often it checkpoints and over how many processes it runs
+                                                                       # do not change its scores (beyond float rounding)
     ident = dict(config=c, start_step=start.step, lr_schedule=lr.to_dict(), optimizer="loaded" if start.optimizer_state is not None
                  and cfg.optimizer.state == "continue" else "fresh", schedule=config_hash(schedule.to_dict()), stream=stream.describe(),
                  stream_start=stream.position, n_probes=n_probes)
@@ -262,14 +268,14 @@ def run_meta(cfg: TrainConfig, start: Start, lr: LRSchedule, schedule: Injection
                 tokens_per_step=cfg.batch.rows * cfg.batch.seq_len, injected={int(t): s for t, s in plan.stats.items()},
                 knowledge_fraction={int(t): s["knowledge_fraction"] for t, s in plan.stats.items()}, n_control_probes=n_control,
                 tokens_seen=start.tokens_seen, ffka_version=ffka_version(), git_commit=git_commit(), device=str(device),
-                torch=torch.__version__, extra=dict(extra or {}))
+                torch=torch.__version__, parallel=par, extra=dict(extra or {}))
 
 # %% ../nbs/05_train.ipynb #4398ef41
 def run_injection(lm: LM,                     # the model (trained in place)
                   schedule: InjectionSchedule,# what to inject at which relative step
                   stream: RowStream,          # pretraining rows (seq_len = batch.seq_len)
                   probes=None,                # ffka.probes.ProbeSet (include never-injected controls); None: no probing
-                  config: TrainConfig = TrainConfig(), # protocol, optimizer, batch, checkpointing, seed
+                  config: TrainConfig = TrainConfig(), # protocol, optimizer, batch, checkpointing, seed, parallel
                   *, start: Start | None = None, # the checkpoint it continues (step, LR schedule, moments)
                   out_dir=None,               # folder for the ProbeLog (saved as it goes) and checkpoints
                   progress: bool = False,     # tqdm progress bar
@@ -280,40 +286,38 @@ def run_injection(lm: LM,                     # the model (trained in place)
     cfg, start, steps = config, start or Start(), config.protocol.steps
     if stream.seq_len != cfg.batch.seq_len: raise ValueError(f"stream rows have {stream.seq_len} tokens but batch.seq_len={cfg.batch.seq_len}")
     plan = plan_injections(schedule, lm.tokenizer, steps, cfg.batch)
-    lr = resolve_lr(cfg.optimizer, start)
-    new_opt = lambda state: make_optimizer(lm.model, cfg.optimizer, lr(start.step), state)
+    lr, eng = resolve_lr(cfg.optimizer, start), engine_for(cfg.parallel, lm)   # eng: one process, or this rank of a DDP / FSDP job
+    new_opt = lambda state: make_optimizer(lm.model, cfg.optimizer, lr(start.step), eng.local_optimizer_state(state))
     rec = ProbeRecorder(lm, probes, probe_steps(steps, sorted(plan.tokens), cfg.protocol.cadence, cfg.protocol.window, cfg.protocol.n_grid)
-                        if probes is not None else [], cfg.batch.probe_batch_size)
+                        if probes is not None else [], cfg.batch.probe_batch_size, eng)
     frame = rec.frame(set(plan.injections))
     meta = run_meta(cfg, start, lr, schedule, plan, stream, len(frame), int((frame.scenario == "control").sum()), lm.device, meta)
-    saver = Checkpointer(out_dir, cfg.checkpoint, meta["fingerprint"])
+    saver = Checkpointer(out_dir, cfg.checkpoint, meta["fingerprint"], eng)
     done = _finished(out_dir, meta["fingerprint"], steps)
     if done is not None: return done
     resumed = saver.restore(lm, new_opt, stream, rec)
     step0, losses, opt = resumed or (0, [], new_opt(start.optimizer_state if cfg.optimizer.state == "continue" else None))
     if resumed is None:
-        _check_writable(out_dir); torch.manual_seed(cfg.seed); np.random.seed(cfg.seed); random.seed(cfg.seed); rec(0)
+        eng.on_main(lambda: _check_writable(out_dir)); torch.manual_seed(cfg.seed); np.random.seed(cfg.seed); random.seed(cfg.seed); rec(0)
         if saver.due(0, steps): saver.save(0, lm, opt, stream, rec, losses)
-    timing, bar = dict(train_s=0.0, data_s=0.0), _bar(progress, steps, step0)
-    lm.model.train()
+    timing, bar = dict(train_s=0.0, data_s=0.0), _bar(progress and eng.is_main, steps, step0)
+    snapshot = lambda: eng.on_main(lambda: _log(rec, frame, losses, plan, meta, timing, saver).save(Path(out_dir) / "probelog"))
+    eng.module(lm).train()
     for s in range(step0, steps):
         t0 = time.perf_counter()
-        batch = stream.batch(cfg.batch.rows)
+        batch = stream.batch(cfg.batch.rows)              # every rank reads (and injects into) the same global batch ...
         if s in plan.tokens: batch = inject_batch(batch, plan.tokens[s], overflow=cfg.batch.overflow)
-        t1 = time.perf_counter()
-        losses.append(train_step(lm, opt, batch.to(lm.device), lr(start.step + s), cfg.batch.grad_accum, cfg.optimizer.clip, s + 1))
+        t1 = time.perf_counter()                          # ... and trains on its own rows of it
+        losses.append(train_step(lm, opt, eng.local_rows(batch).to(lm.device), lr(start.step + s), cfg.batch.grad_accum, cfg.optimizer.clip, s + 1, eng))
         timing["data_s"] += t1 - t0; timing["train_s"] += time.perf_counter() - t1
         rec(s + 1)
-        if saver.due(s + 1, steps): saver.save(s + 1, lm, opt, stream, rec, losses); _log(rec, frame, losses, plan, meta, timing, saver).save(Path(out_dir) / "probelog")
-        elif out_dir is not None and (s + 1) in rec.log_at and len(rec.rows) % cfg.checkpoint.save_log_every == 0:
-            _log(rec, frame, losses, plan, meta, timing, saver).save(Path(out_dir) / "probelog")
+        if saver.due(s + 1, steps): saver.save(s + 1, lm, opt, stream, rec, losses); snapshot()
+        elif out_dir is not None and (s + 1) in rec.log_at and len(rec.rows) % cfg.checkpoint.save_log_every == 0: snapshot()
         if bar is not None: bar.update(1)
         if callback is not None: callback(s + 1, dict(loss=losses[-1], lr=lr(start.step + s), injected=s in plan.tokens))
     if bar is not None: bar.close()
     pl = _log(rec, frame, losses, plan, meta, timing, saver)
-    if out_dir is not None:
-        pl.save(Path(out_dir) / "probelog")
-        if saver.dir is not None and not saver.at: shutil.rmtree(saver.dir, ignore_errors=True)   # the run is complete
+    if out_dir is not None: eng.on_main(lambda: _store(pl, out_dir, saver))
     return pl
 
 # %% ../nbs/05_train.ipynb #5cca2c41
@@ -332,6 +336,11 @@ def _check_writable(out_dir) -> None:
     try:
         d.mkdir(parents=True, exist_ok=True); probe = d / ".ffka-write-test"; probe.write_text("ok"); probe.unlink()
     except OSError as e: raise PermissionError(f"output folder {d} is not writable ({e.strerror or e}): nothing was trained") from None
+
+def _store(pl: ProbeLog, out_dir, saver: Checkpointer) -> None:
+    "Save the finished log; drop the rolling checkpoints of a complete run (kept `at` steps stay)."
+    pl.save(Path(out_dir) / "probelog")
+    if saver.dir is not None and not saver.at: shutil.rmtree(saver.dir, ignore_errors=True)
 
 def _bar(progress: bool, total: int, initial: int):
     if not progress: return None

@@ -48,9 +48,9 @@ def test_interrupted_run_resumes_in_its_partial_folder(cache, monkeypatch):
     c = profile("smoke").replace(seed=5, checkpoint={"every": 4})
     import ffka.train
     real = ffka.train.train_step
-    def dying(lm, opt, batch, lr, grad_accum=1, clip=1.0, step=0):
+    def dying(lm, opt, batch, lr, grad_accum=1, clip=1.0, step=0, *rest, **kw):
         if step == 7: raise KeyboardInterrupt
-        return real(lm, opt, batch, lr, grad_accum, clip, step)
+        return real(lm, opt, batch, lr, grad_accum, clip, step, *rest, **kw)
     monkeypatch.setattr(ffka.train, "train_step", dying)
     with pytest.raises(KeyboardInterrupt): injection_run(c, "mid")
     monkeypatch.setattr(ffka.train, "train_step", real)
