@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("params", nargs="?", help="a params YAML file (flat: parameter: value), e.g. nbs/experiments/params/quick_e01.yaml")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a parameter (YAML value); config.a.b=v changes the run configuration")
     r.add_argument("--run-dir", help="the run folder (default: <runs>/<notebook>/<hash of the parameters>)")
+    r.add_argument("--processes", type=int, help="processes per injection run (DDP/FSDP through torchrun): sets config parallel.processes")
     _common(r)
     s = sub.add_parser("sweep", help="run every point of a grid YAML", description="Run every point of a grid YAML (resumable).")
     s.add_argument("grid", help="a grid YAML: notebook, base, params, grid, run_root, name")
@@ -119,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "run":
             nb = sw.find_notebook(args.notebook)
             params = {**(sw.load_yaml(args.params) if args.params else {}), **parse_sets(args.set)}
+            if args.processes:
+                from ffka.config import nest
+                params["config"] = nest({**nest(params.get("config") or {}), "parallel.processes": args.processes})
             params = sw.check_params(nb, params, args.params or "--set")
             run_dir = Path(args.run_dir).resolve() if args.run_dir else sw.runs_dir() / nb.stem / config_hash(params, 10)
             plans = _plans(nb, params)

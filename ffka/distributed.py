@@ -422,21 +422,10 @@ if __name__ == "__main__" and sys.argv[0].endswith("distributed.py"): _exit(work
 
 # %% ../nbs/05c_distributed.ipynb #28ca28f1
 def injection_task(payload: Mapping) -> dict:
-    "Target of `launch`: one injection run of a RunConfig (`config`, `stage`) into `out_dir`, on every rank."
-    from dataclasses import replace
-    from ffka import pipeline as pp; from ffka.config import RunConfig; from ffka.schedule import InjectionSchedule; from ffka.train import run_injection
-    t0, stage, folder = time.time(), payload["stage"], Path(payload["out_dir"])
-    rc = RunConfig.from_dict(payload["config"]).for_stage(stage)
-    kn = pp.knowledge_setup(rc)
-    lm, start = pp.base_model(rc, kn, stage, False)
-    if rc.optimizer.state == "continue" and start.optimizer_state is None:
-        raise ValueError(f"optimizer.state: 'continue' but {rc.model.name!r} has no saved optimizer state (hub revisions carry weights only): use 'reset'")
-    if rc.optimizer.start_step is not None: start = replace(start, step=int(rc.optimizer.start_step))
-    sched = InjectionSchedule.paper(kn.items, kn.split, interval_steps=rc.protocol.interval_steps, n_injections=rc.protocol.n_injections)
-    tc = rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50})
-    run_injection(lm, sched, pp.make_stream(rc, kn), pp.run_probes(kn), tc, start=start, out_dir=folder, progress=bool(payload.get("progress")),
-                  meta={"config": rc.to_dict(), "stage": stage, "code_hash": pp.code_hash(), "seconds_setup": round(time.time() - t0, 1)})
-    return dict(out_dir=str(folder))
+    "Target of `launch`: on every rank, `ffka.pipeline.execute_injection_run` of a stage-resolved RunConfig (`config`, `stage`) into `out_dir`."
+    from ffka import pipeline as pp; from ffka.config import RunConfig
+    pp.execute_injection_run(RunConfig.from_dict(payload["config"]), payload["stage"], Path(payload["out_dir"]), bool(payload.get("progress")))
+    return dict(out_dir=str(payload["out_dir"]))
 
 def launch_injection(cfg,                      # the run's RunConfig (parallel.processes ranks)
                      stage: str,               # the checkpoint it continues

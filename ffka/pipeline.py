@@ -19,11 +19,13 @@ log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'RUN_MODULES', 'COHORT_TEXTS', 'code_hash', 'cached', 'Knowledge', 'knowledge_setup', 'run_probes',
-           'progress_callback', 'base_checkpoints', 'base_model', 'make_stream', 'run_plan', 'run_key', 'injection_run',
-           'cohort_schedule', 'cohort_run', 'save_table', 'write_meta', 'run_summary']
+           'progress_callback', 'base_checkpoints', 'base_model', 'make_stream', 'run_plan', 'run_key',
+           'execute_injection_run', 'injection_run', 'cohort_schedule', 'cohort_run', 'save_table', 'write_meta',
+           'run_summary']
 
 # %% ../nbs/09_pipeline.ipynb #ff4ca23a
-RUN_MODULES = ("config", "data", "phrasings", "world", "model", "olmo", "probes", "schedule", "streams", "train", "pipeline")
+RUN_MODULES = ("config", "data", "phrasings", "knowledge", "world", "model", "olmo", "probes", "schedule", "streams", "train",
+               "distributed", "pipeline")
 
 @functools.lru_cache(maxsize=1)
 def code_hash() -> str:
@@ -256,6 +258,23 @@ def run_key(cfg: RunConfig, stage: str) -> dict:
     c = cfg.for_stage(stage).to_dict(); c.pop("iqr_k", None); c["checkpoint"].pop("every", None); c["checkpoint"].pop("keep", None)
     return dict(kind="ffka.injection", config=c, stage=stage, code=code_hash())
 
+def execute_injection_run(rc: RunConfig, stage: str, folder, progress: bool = False) -> None:
+    "Train `injection_run`'s run into `folder` in this process (or this rank of a distributed job): the stage's model, the paper's layout, the run's stream and probes."
+    from ffka.schedule import InjectionSchedule
+    from ffka.train import run_injection
+    t0 = time.time()
+    kn = knowledge_setup(rc)
+    lm, start = base_model(rc, kn, stage, progress)
+    if rc.optimizer.state == "continue" and start.optimizer_state is None:
+        raise ValueError(f"optimizer.state: 'continue' but {rc.model.name!r} has no saved optimizer state (hub revisions carry weights only): use 'reset'")
+    if rc.optimizer.start_step is not None: start = replace(start, step=int(rc.optimizer.start_step))
+    sched = InjectionSchedule.paper(kn.items, kn.split, interval_steps=rc.protocol.interval_steps, n_injections=rc.protocol.n_injections)
+    tc = rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50})
+    run_injection(lm, sched, make_stream(rc, kn), run_probes(kn), tc, start=start, out_dir=Path(folder), progress=progress,
+                  callback=progress_callback(f"run {stage} (seed {rc.seed})", tc.protocol.steps),
+                  meta={"config": rc.to_dict(), "stage": stage, "code_hash": code_hash(), "seconds_setup": round(time.time() - t0, 1),
+                        "shortcuts": _shortcuts(kn)})
+
 def injection_run(cfg: RunConfig,          # the run's configuration
                   stage: str = "mid",      # the checkpoint it continues
                   progress: bool = False,  # progress bars (base pretraining, the run)
@@ -263,22 +282,12 @@ def injection_run(cfg: RunConfig,          # the run's configuration
                  ):
     "Run (or load from the cache) one injection run of `cfg` from `stage`; returns its ffka.log.ProbeLog."
     from ffka.log import ProbeLog
-    from ffka.schedule import InjectionSchedule
-    from ffka.train import run_injection
     rc = cfg.for_stage(stage)
     def compute(folder: Path):
-        t0 = time.time()
-        kn = knowledge_setup(rc)
-        lm, start = base_model(rc, kn, stage, progress)
-        if rc.optimizer.state == "continue" and start.optimizer_state is None:
-            raise ValueError(f"optimizer.state: 'continue' but {rc.model.name!r} has no saved optimizer state (hub revisions carry weights only): use 'reset'")
-        if rc.optimizer.start_step is not None: start = replace(start, step=int(rc.optimizer.start_step))
-        sched = InjectionSchedule.paper(kn.items, kn.split, interval_steps=rc.protocol.interval_steps, n_injections=rc.protocol.n_injections)
-        tc = rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50})
-        run_injection(lm, sched, make_stream(rc, kn), run_probes(kn), tc, start=start, out_dir=folder, progress=progress,
-                      callback=progress_callback(f"run {stage} (seed {rc.seed})", tc.protocol.steps),
-                      meta={"config": rc.to_dict(), "stage": stage, "code_hash": code_hash(), "seconds_setup": round(time.time() - t0, 1),
-                            "shortcuts": _shortcuts(kn)})
+        if rc.parallel.processes == 1: return execute_injection_run(rc, stage, folder, progress)
+        if rc.tiny: base_checkpoints(rc, knowledge_setup(rc), progress)   # the base model is pretrained here, in one process, before the job
+        from ffka.distributed import launch_injection          # torchrun: every rank runs execute_injection_run
+        launch_injection(rc, stage, folder, progress)
     if not cache:
         d = Path(tempfile.mkdtemp(prefix="ffka-run-"))
         try: compute(d); return ProbeLog.load(d / "probelog")

@@ -155,3 +155,25 @@ def test_pipeline_run_on_two_processes_equals_one(cache, tmp_path, torch_one_thr
     print(f"pipeline smoke: max |loss diff| {d_loss:.2e}, max |score diff| {d_score:.2e}")
     assert d_loss <= TOL and d_score <= TOL and one.meta["fingerprint"] == two.meta["fingerprint"]
     assert two.meta["parallel"]["processes"] == 2 and (tmp_path / "run" / "launch.log").is_file()
+
+
+def test_ffka_run_with_two_processes(tmp_path, monkeypatch, capsys):
+    "`ffka run NOTEBOOK PARAMS --processes 2`: the notebook's injection run goes through torchrun (gloo) and matches one process."
+    import json
+    from ffka.cli import main
+    from ffka.log import ProbeLog
+    monkeypatch.setenv("FFKA_CACHE", str(tmp_path / "cache"))
+    from ffka.sweep import experiments_dir
+    pf = str(experiments_dir() / "params" / "smoke_e01.yaml")
+    assert main(["run", "e01_dynamics", pf, "--processes", "2", "--run-dir", str(tmp_path / "r2"), "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "r2" / "meta.json").read_text())
+    assert meta["params"]["config"] == {"parallel": {"processes": 2}}
+    assert main(["run", "e01_dynamics", pf, "--run-dir", str(tmp_path / "r1"), "--no-progress"]) == 0
+    logs = {}
+    for entry in (tmp_path / "cache" / "injection").iterdir():
+        if entry.is_dir() and not entry.name.endswith(".partial"):
+            key = json.loads((entry / "KEY.json").read_text())
+            logs[key["config"]["parallel"]["processes"]] = ProbeLog.load(entry / "probelog")
+    import numpy as np
+    assert set(logs) == {1, 2}
+    assert np.abs(logs[1].scores - logs[2].scores).max() <= 1e-5 and np.abs(logs[1].loss - logs[2].loss).max() <= 1e-5
