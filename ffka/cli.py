@@ -93,7 +93,7 @@ def _sigterm(signum, frame): raise KeyboardInterrupt()
 def _plans(nb, params: dict) -> list[dict]:
     "The plan of every stage the notebook's runs use (ffka.pipeline.run_plan): what each would load, and what is missing."
     from ffka.sweep import notebook_parameters
-    from ffka.config import profile
+    from ffka.profiles import profile
     from ffka.pipeline import run_plan
     decl = {k: p.default for k, p in notebook_parameters(nb).items()}
     get = lambda k: params.get(k, decl.get(k))
@@ -151,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ffka.olmo import list_revisions
             for r in list_revisions(args.model): print(r)
             return 0
-        from ffka.config import profile, nest
+        from ffka.config import nest
+        from ffka.profiles import profile
         sets = parse_sets(args.set)
         print(yaml.safe_dump(jsonable(profile(args.profile, nest(sets)).to_dict()), sort_keys=False), end="")
         return 0

@@ -319,15 +319,12 @@ def _layout(d: Path) -> str:
         raise ValueError(f"{d}: config.json is a transformers config (model_type {c.get('model_type')!r}), not OLMo's: use ffka.model.LM.from_pretrained")
     raise FileNotFoundError(f"{d}: neither an OLMo trainer checkpoint (config.yaml + model.pt/.safetensors) nor an hf_olmo directory (config.json with d_model)")
 
-def _first(d: Path, *names) -> Path | None:
-    return next((d / n for n in names if (d / n).is_file()), None)
+def _first(d: Path, *names) -> Path | None: return next((d / n for n in names if (d / n).is_file()), None)
 
 def _hf_olmo_weights(d: Path) -> dict:
     files = sorted(d.glob("*.safetensors")) or sorted(d.glob("pytorch_model*.bin"))
     if not files: raise FileNotFoundError(f"{d}: no *.safetensors or pytorch_model*.bin weights")
-    sd = {}
-    for f in files: sd.update(_load_state(f))
-    return sd
+    return {k: v for f in files for k, v in _load_state(f).items()}
 
 def _hub_snapshot(repo_id: str, revision: str | None, cache_dir=None) -> Path:
     from huggingface_hub import HfApi, snapshot_download

@@ -12,7 +12,8 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 import ffka
-from .config import RunConfig, TrainConfig, Protocol, Batch, Checkpointing, Optimizer, profile
+from .config import RunConfig, TrainConfig, Protocol, Batch, Checkpointing, Optimizer
+from .profiles import profile
 from .core import atomic_write, cache_dir, config_hash, file_lock, git_commit, jsonable, utc_now, ffka_version
 
 log = logging.getLogger(__name__)

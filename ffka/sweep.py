@@ -96,7 +96,7 @@ def check_params(notebook, params: Mapping, # the notebook and the parameters to
         if not _type_ok(v, d):
             raise ValueError(f"{where}: {k} must be {type(d).__name__} like its default {d!r} ({declared[k].help}), got {v!r} ({type(v).__name__})")
     if "profile" in declared or "config" in declared:
-        from ffka.config import profile
+        from ffka.profiles import profile
         cfg = params.get("config", declared["config"].default if "config" in declared else {})
         if not isinstance(cfg, Mapping): raise ValueError(f"{where}: config must be a mapping of configuration changes, got {cfg!r}")
         try: profile(params.get("profile", declared["profile"].default if "profile" in declared else "embedded"), cfg)

@@ -3,7 +3,8 @@ import math
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ffka.config import (PROFILE_CHANGES, Batch, LRSchedule, Optimizer, Protocol, RunConfig, nest, per_stage, profile)
+from ffka.config import Batch, LRSchedule, Optimizer, Protocol, RunConfig, nest, per_stage
+from ffka.profiles import PROFILE_CHANGES, profile
 
 
 def test_the_embedded_default_is_defined_once():

@@ -145,7 +145,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_pipeline_run_on_two_processes_equals_one(cache, tmp_path, torch_one_thread):
-    from ffka.config import profile
+    from ffka.profiles import profile
     from ffka.distributed import launch_injection
     from ffka.pipeline import injection_run
     one = injection_run(profile("smoke"), "mid", cache=False)             # also trains and caches the smoke base model

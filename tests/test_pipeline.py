@@ -3,7 +3,7 @@ import json, os
 import numpy as np
 import pytest
 
-from ffka.config import profile
+from ffka.profiles import profile
 from ffka.core import cache_dir
 from ffka import pipeline
 from ffka.pipeline import Knowledge, cached, code_hash, injection_run, make_stream, run_key

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ffka.cli import main
-from ffka.config import profile
+from ffka.profiles import profile
 from ffka.core import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
