@@ -10,6 +10,8 @@ TORCH_SPEC ?= torch==2.13.0
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 STAMP := $(VENV)/.ffka-installed
 QUICK ?=
+# PROFILE=long: the long profile (hours on this CPU); PROFILE=quick is QUICK=1.
+PROFILE ?=
 
 .PHONY: install reproduce test sync-check nbtest nbtest-noshared pytest readme clean-runs
 
@@ -27,7 +29,7 @@ install: $(STAMP)
 
 ## The main job: base checkpoints, every experiment on the embedded default, figures/ and results.
 reproduce: $(STAMP)
-	$(OFFLINE) $(BIN)/ffka reproduce $(if $(QUICK),--quick,)
+	$(OFFLINE) $(BIN)/ffka reproduce $(if $(QUICK),--quick,$(if $(PROFILE),--$(PROFILE),))
 
 ## The whole test suite: notebook/package sync, notebook tests (with the reference data and, as a user's fresh
 ## clone has it, without), pytest (its summary line last).

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .core import atomic_write, git_commit, repo_root, utc_now, ffka_version
 from .pipeline import code_hash
-from .sweep import RunSpec, SweepResult, aggregate, experiments_dir, load_yaml, run_all, runs_dir
+from .sweep import RunSpec, SweepResult, aggregate, experiments_dir, is_done, load_yaml, run_all, runs_dir
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +144,18 @@ def reproduce(profile: str = "default",   # "default", "quick" or "long"
               progress: bool = True,
               experiments: Sequence[str] | None = None,   # default: the profile's experiments
               figures=None, run_root=None) -> SweepResult:
-    "Run every experiment of `profile`, then write results.{csv,md} next to the figures."
+    "Run every experiment of `profile` (or `experiments`), then write results.{csv,md} of all its finished experiments next to the figures."
     plan = reproduce_plan(profile, experiments, figures, run_root)
     stale = stale_runs([s.run_dir for s in plan])
     for d in stale: log.warning("stale: %s was computed by older code (rerun with --force)", d)
     res = run_all(plan, dry_run=dry_run, force=force, progress=progress)
     res.stale = [d for d in stale if d not in res.ran]
     if not dry_run and res.run_dirs:
+        # every finished experiment of the profile, in its order — also those `experiments` left out this time,
+        # so `--only e06_long_tail` updates e06's rows and keeps the others
         done = set(res.run_dirs)
-        dirs = [s.run_dir for s in plan if s.run_dir in done]    # the experiments' order, whether they ran now or before
+        full = plan if experiments is None else reproduce_plan(profile, None, figures, run_root)
+        dirs = [s.run_dir for s in full if s.run_dir in done or is_done(s.run_dir, s.params)]
         res.outputs = write_results(results_tables(dirs), Path(plan[0].params["figures_dir"]),
                                     title="ffka reproduce" + ("" if profile == "default" else f" ({profile})"), run_dirs=dirs)
     return res

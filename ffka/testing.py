@@ -200,12 +200,14 @@ _DIRECTIVE = _re.compile(r"^\s*#\s*\|\s*(.*)$")
 
 def render_readme(nb: dict) -> str:
     "The README text of a notebook (a dict as read from .ipynb JSON): markdown, code without directives, text outputs."
+    # the notebook lives in nbs/, the README at the root: a link `](../figures/x.png)` becomes `](figures/x.png)`
+    up = lambda md: md.replace("](../", "](")
     parts = []
     for cell in nb["cells"]:
         src = "".join(cell.get("source", ""))
         dirs = [m.group(1).strip() for line in src.splitlines() if (m := _DIRECTIVE.match(line))]
         if any(d.split()[:1] in (["hide"], ["exporti"]) or d.startswith("include: false") for d in dirs): continue
-        if cell["cell_type"] == "markdown": parts.append(src.strip("\n")); continue
+        if cell["cell_type"] == "markdown": parts.append(up(src.strip("\n"))); continue
         code = "\n".join(l for l in src.splitlines() if not _DIRECTIVE.match(l)).strip("\n")
         if code and not any(d.startswith("echo: false") for d in dirs): parts.append(f"```python\n{code}\n```")
         for out in cell.get("outputs", []):
@@ -213,7 +215,7 @@ def render_readme(nb: dict) -> str:
             text = out.get("text") or data.get("text/markdown") or data.get("text/plain")
             if text:
                 text = "".join(text).rstrip("\n")
-                parts.append(text if "text/markdown" in data else "    " + text.replace("\n", "\n    "))
+                parts.append(up(text) if "text/markdown" in data else "    " + text.replace("\n", "\n    "))
     return "\n\n".join(p for p in parts if p) + "\n"
 
 def write_readme(root=None) -> Path: # the checkout (default: ffka.core.repo_root())

@@ -177,3 +177,13 @@ def test_ffka_run_with_two_processes(tmp_path, monkeypatch, capsys):
     import numpy as np
     assert set(logs) == {1, 2}
     assert np.abs(logs[1].scores - logs[2].scores).max() <= 1e-5 and np.abs(logs[1].loss - logs[2].loss).max() <= 1e-5
+    # the experiment's results tables agree too (issue 13: <= 1e-4)
+    import pandas as pd
+    for name in ("effectivity", "fits", "findings"):
+        a, b = (pd.read_csv(tmp_path / r / "results" / f"{name}.csv") for r in ("r1", "r2"))
+        assert list(a.columns) == list(b.columns) and len(a) == len(b), name
+        num = [c for c in a.columns if pd.api.types.is_numeric_dtype(a[c]) and c not in ("seconds",)]
+        assert num, name
+        diff = np.nanmax(np.abs(a[num].to_numpy(float) - b[num].to_numpy(float)))
+        print(f"{name}.csv: max |1 vs 2 processes| {diff:.2e}")
+        assert diff <= 1e-4, (name, diff)

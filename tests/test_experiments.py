@@ -105,3 +105,22 @@ def test_reproduce_plan_profiles(tmp_path):
     assert profile_experiments("long") == list(EXPERIMENTS)
     assert {p.params["profile"] for p in plan} == {"embedded"} and {q.params["profile"] for q in quick} == {"quick"}
     assert all(Path(q.params["figures_dir"]).name == "quick" for q in quick)
+
+
+def test_reproduce_only_keeps_the_other_finished_experiments(tmp_path):
+    "`ffka reproduce --only eNN` reruns eNN and writes results of every finished experiment of the profile, not eNN's alone."
+    import yaml
+    from ffka.core import jsonable
+    from ffka.report import reproduce
+    plan = reproduce_plan("quick", run_root=tmp_path / "runs", figures=tmp_path / "fig")
+    for i, spec in enumerate(plan):          # finished runs, as run_notebook leaves them
+        (spec.run_dir / "results").mkdir(parents=True)
+        (spec.run_dir / "params.yaml").write_text(yaml.safe_dump(jsonable(spec.params), sort_keys=True))
+        pd.DataFrame([dict(experiment=spec.notebook.stem, claim=f"claim {i}", quantity="q", value=1.0, lo=0.5, hi=1.5, level=0.95,
+                           verdict="holds", test="95% CI of q > 0")]).to_csv(spec.run_dir / "results" / "findings.csv", index=False)
+        (spec.run_dir / "DONE").write_text(json.dumps({"notebook": str(spec.notebook)}))
+    only = plan[1].notebook.stem
+    res = reproduce("quick", experiments=[only], run_root=tmp_path / "runs", figures=tmp_path / "fig", progress=False)
+    assert not res.ran                       # finished with the same parameters: skipped
+    found = pd.read_csv(tmp_path / "fig" / "results.csv")
+    assert sorted(found[found.table == "findings"].notebook) == sorted(s.notebook.stem for s in plan)

@@ -1,13 +1,14 @@
 """ffka.train: the injection loop, cadences, the optimizer and its groups, checkpoints and exact resume.
 
 Everything is tiny (1-layer d=32 models, a few steps) so the module runs in well under a minute on 2 cores."""
-import random
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from ffka.config import Batch, Checkpointing, LRSchedule, Optimizer, Protocol, TrainConfig
-from ffka.data import KnowledgeItem, Probe
 from ffka.log import ProbeLog
 from ffka.model import LM
 from ffka.probes import ProbeSet
@@ -16,27 +17,13 @@ from ffka.streams import PackedTextStream
 from ffka.train import Start, make_optimizer, optimizer_state, param_groups, probe_steps, run_injection
 
 TINY = dict(n_layers=1, d_model=32, n_heads=2, mlp_hidden=64, max_len=64)
-WORDS = "the a cat dog sat ran on mat far fast".split()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dist_toy import _item, toy_docs, toy_tokenizer   # the toy world shared with the distributed tests
 
 
 @pytest.fixture(scope="session")
 def toy_tok():
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-    vocab = {"<|endoftext|>": 0, "<|pad|>": 1, **{w: i + 2 for i, w in enumerate(WORDS + [".", ","])}}
-    t = Tokenizer(models.WordLevel(vocab, unk_token="<|pad|>")); t.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=t, eos_token="<|endoftext|>", pad_token="<|pad|>")
-
-
-def toy_docs(seed=0):
-    r = random.Random(seed)
-    while True: yield " ".join(r.choice(WORDS) for _ in range(r.randint(3, 9))) + " ."
-
-
-def _item(i):
-    w = [WORDS[(i + j) % 10] for j in range(4)]
-    return KnowledgeItem(i, " ".join(w) + " .", [" ".join(reversed(w)) + " .", " ".join(w[1:]) + " ."],
-                         [Probe(k, " ".join(w[:-1]), w[-1]) for k in ("mem", "gen", "hard_gen")])
+    return toy_tokenizer()
 
 
 @pytest.fixture(scope="session")
