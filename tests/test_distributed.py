@@ -179,7 +179,7 @@ def test_ffka_run_with_two_processes(tmp_path, monkeypatch, capsys):
     assert np.abs(logs[1].scores - logs[2].scores).max() <= 1e-5 and np.abs(logs[1].loss - logs[2].loss).max() <= 1e-5
     # the experiment's results tables agree too (issue 13: <= 1e-4)
     import pandas as pd
-    for name in ("effectivity", "fits", "findings"):
+    for name in ("effectivity", "dynamics", "findings"):
         a, b = (pd.read_csv(tmp_path / r / "results" / f"{name}.csv") for r in ("r1", "r2"))
         assert list(a.columns) == list(b.columns) and len(a) == len(b), name
         num = [c for c in a.columns if pd.api.types.is_numeric_dtype(a[c]) and c not in ("seconds",)]

@@ -185,3 +185,60 @@ def test_the_wheel_ships_the_experiments(tmp_path):
     names = zipfile.ZipFile(next(tmp_path.glob("ffka-*.whl"))).namelist()
     assert "ffka/experiments/e01_dynamics.ipynb" in names and "ffka/experiments/params/default_e01.yaml" in names
     assert not any(n.startswith("ffka/experiments/_runs") for n in names)
+
+
+# ---------------------------------------------------------------- what passed before and must stay
+def test_run_names_cannot_leave_the_run_root(tmp_path):
+    "A grid's name template with path characters stays one folder below the run root."
+    from ffka.sweep import expand_grid
+    specs = expand_grid({"notebook": "e01_dynamics", "base": "params/smoke_e01.yaml", "grid": {"seed": [1, 2]}, "name": "../../{seed}/x"},
+                        run_root=tmp_path / "runs")
+    assert len(specs) == 2 and all(s.run_dir.resolve().parent == (tmp_path / "runs").resolve() for s in specs)
+    assert all(".." not in s.run_dir.name.split("/") and "/" not in s.run_dir.name for s in specs)
+
+
+def test_values_with_code_are_injected_as_literals(tmp_path):
+    "papermill writes a parameter *value* as a Python literal: code in a string value stays a string."
+    import papermill as pm
+    from ffka.sweep import experiments_dir
+    marker = tmp_path / "pwned"
+    value = f"x'); open({str(marker)!r}, 'w').write('x'); ('\n" + f'"""; open({str(marker)!r}, "w"); """'
+    nb = pm.parameterize.parameterize_notebook(pm.iorw.load_notebook_node(str(experiments_dir() / "e01_dynamics.ipynb")),
+                                               {"figures_dir": value, "profile": "smoke"})
+    injected = next(c for c in nb.cells if "injected-parameters" in c.get("metadata", {}).get("tags", []))
+    ns = {}
+    exec(injected.source, ns)
+    assert ns["figures_dir"] == value and ns["profile"] == "smoke" and not marker.exists()
+
+
+def test_hub_code_is_never_trusted_by_default(monkeypatch):
+    "LM.from_pretrained asks transformers for trust_remote_code=False unless the caller says otherwise."
+    import transformers
+    from ffka.model import LM
+    seen = {}
+    class Stop(Exception): pass
+    def fake(src, **kw):
+        seen.update(kw); raise Stop
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake)
+    monkeypatch.setattr("ffka.model.hub_offline", lambda: False)
+    with pytest.raises(Stop): LM.from_pretrained("some-org/some-model")
+    assert seen["trust_remote_code"] is False
+
+
+def test_one_and_two_threads_agree(tmp_path):
+    """The same run with 1 and with 2 torch threads. Not bit-identical (measured: CPU matmuls split their sums
+    differently across threads, ~1e-7 in the scores), so within 1e-5; the same thread count twice is bit-identical
+    (test_train.py::test_deterministic_and_windows_equal_every)."""
+    import torch
+    from ffka.pipeline import injection_run
+    n = torch.get_num_threads()
+    try:
+        logs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            logs.append(injection_run(profile("smoke", {"protocol": {"steps": 20}}), "mid", cache=False))
+    finally:
+        torch.set_num_threads(n)
+    d_score, d_loss = np.abs(logs[0].scores - logs[1].scores).max(), np.abs(logs[0].loss - logs[1].loss).max()
+    print(f"1 vs 2 threads: max |score diff| {d_score:.2e}, max |loss diff| {d_loss:.2e}")
+    assert d_score <= 1e-5 and d_loss <= 1e-5
