@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_sweep.ipynb #9554c12e
 from __future__ import annotations
-import ast, difflib, itertools, json, keyword, logging, os, signal, subprocess, sys, tempfile, threading, time
+import ast, difflib, itertools, json, keyword, logging, os, shutil, signal, subprocess, sys, tempfile, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -187,9 +187,12 @@ def _execute(spec_file: str) -> int:
     "Child-process entry point: execute one notebook with papermill as `spec_file` says; the exit code tells the parent what happened."
     import papermill as pm
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import CaselessStrEnum
+    from traitlets import CaselessStrEnum, default
+    ipc_dir = tempfile.mkdtemp(prefix="ffka-kernel-")
     class IPCKernelManager(AsyncKernelManager):   # Unix-socket transport: no "running over TCP without encryption" warning
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+        @default("ip")
+        def _ip_default(self): return os.path.join(ipc_dir, "kernel")   # the sockets in a private folder, not in the notebook's
     s = json.loads(Path(spec_file).read_text())
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -204,6 +207,7 @@ def _execute(spec_file: str) -> int:
         if getattr(e, "ename", "") == "KeyboardInterrupt": return 130
         atomic_write(Path(s["output"]).parent / "ERROR", f"notebook: {s['notebook']}\nexecuted notebook: {s['output']}\nlog: run.log\n\n{short}\n\n{e}\n")
         return 1
+    finally: shutil.rmtree(ipc_dir, ignore_errors=True)
     return 0
 
 # %% ../nbs/10_sweep.ipynb #ca476756

@@ -71,6 +71,7 @@ def test_run_notebook_contract_skip_and_order(tmp_path, nb):
     assert is_done(d) and (d / "params.yaml").is_file() and (d / "notebook.ipynb").is_file() and (d / "run.log").is_file()
     assert (d / "order.txt").read_text() == "d64,d128,a"                                  # mapping order kept (e02's size variants)
     assert "without encryption" not in (d / "run.log").read_text()                       # IPC kernel transport: no TCP warning
+    assert not list(nb.parent.glob("kernel-ipc*")) and not list(d.glob("kernel*"))        # its sockets live (and die) in a temp folder
     assert json.loads((d / "meta.json").read_text())["code_hash"]
     t0 = time.time(); run_notebook(nb, {"x": 2, "variants": {"d64": {}, "d128": {}, "a": {}}}, d); assert time.time() - t0 < 3
     with pytest.raises(ValueError, match="finished with other parameters"): run_notebook(nb, {"x": 3}, d)
@@ -108,7 +109,9 @@ def test_interrupt_stops_the_sweep_and_a_rerun_continues(tmp_path, nb, sig):
         _sweep_in_child(runs, q)
     p = ctx.Process(target=child, args=(q,)); p.start()
     while not (runs[0].run_dir / ".spec.json").is_file(): time.sleep(0.2)
-    time.sleep(2); t0 = time.time(); os.kill(p.pid, sig)
+    time.sleep(2)
+    assert not list(nb.parent.glob("kernel-ipc*"))               # the running kernel's sockets are not beside the notebook
+    t0 = time.time(); os.kill(p.pid, sig)
     summary, interrupted = q.get(timeout=60); p.join(10)
     assert interrupted and summary == "interrupted: 0 of 3 finished; rerun to continue" and time.time() - t0 < 20
     assert (runs[0].run_dir / "INTERRUPTED").is_file() and not (runs[0].run_dir / "DONE").exists()
