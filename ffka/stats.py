@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 from .metrics import IQR_K, _lerp, filtered_mean, iqr_keep   # _lerp: numpy's percentile interpolation, as metrics reproduces it
 
 SCHEMES = ("items", "two-stage", "seeds")   # what a bootstrap replicate redraws (see `draw_clusters`)
@@ -19,7 +20,8 @@ VERDICTS = ("holds", "does not hold", "inconclusive")
 __all__ = ['SCHEMES', 'DEFAULT_SCHEME', 'VERDICTS', 'OPS', 'FINDING_COLUMNS', 'weighted_percentiles', 'weighted_filtered_mean',
            'as_labels', 'ClusterDraws', 'draw_clusters', 'Interval', 'percentile_interval', 'cluster_bootstrap',
            'pair_strata', 'contrast', 'pool_tables', 'bootstrap_effectivity', 'effectivity_contrast',
-           'effectivity_combination', 'verdict', 'equivalence_verdict', 'Finding', 'findings_frame', 'Claim']
+           'effectivity_combination', 'verdict', 'equivalence_verdict', 'Finding', 'findings_frame', 'Claim',
+           'seed_heterogeneity']
 
 # %% ../nbs/07a_stats.ipynb #71ff44ee
 def weighted_percentiles(x, # values [..., n]; NaN are never counted
@@ -420,3 +422,23 @@ class Claim:
         lo, hi = _bounds(interval)
         value = float(getattr(interval, "value", np.nan) if not isinstance(interval, Mapping) else interval.get("value", np.nan))
         return Finding(self.experiment, self.claim, self.quantity, value, lo, hi, self.level, v, self.test)
+
+# %% ../nbs/07a_stats.ipynb #f1dbc7be
+def seed_heterogeneity(values, # one estimate per seed (NaN: a seed without one, dropped and not counted)
+                       ses, # each estimate's within-seed standard error (e.g. an item-bootstrap se)
+                      ) -> dict:
+    "Cochran's Q test that the seeds share one value, the DerSimonian–Laird between-seed sd τ, and I² (NaN with < 2 seeds or a zero se)."
+    v, s = np.asarray(values, dtype=np.float64).ravel(), np.asarray(ses, dtype=np.float64).ravel()
+    if len(v) != len(s): raise ValueError(f"ses: {len(s)} standard errors for {len(v)} values")
+    ok = np.isfinite(v) & np.isfinite(s)
+    bad = [i for i in np.flatnonzero(ok) if s[i] < 0]
+    if bad: raise ValueError(f"ses: seed {bad[0]} has standard error {s[bad[0]]:g}; it must be >= 0")
+    k = int(ok.sum()); mean_se = float(s[ok].mean()) if k else np.nan
+    if k < 2 or (s[ok] == 0).any():                                          # one seed, or a seed without within-seed error: no test
+        return dict(n_seeds=k, mean=float(v[ok].mean()) if k else np.nan, Q=np.nan, df=max(k - 1, 0), p=np.nan, tau=np.nan, I2=np.nan, mean_se=mean_se)
+    w = 1 / s[ok] ** 2
+    m = float((w * v[ok]).sum() / w.sum())
+    Q = float((w * (v[ok] - m) ** 2).sum()); df = k - 1
+    tau2 = max(0.0, (Q - df) / (w.sum() - (w ** 2).sum() / w.sum()))
+    return dict(n_seeds=k, mean=m, Q=Q, df=df, p=float(sps.chi2.sf(Q, df)), tau=math.sqrt(tau2),
+                I2=max(0.0, (Q - df) / Q) if Q > 0 else 0.0, mean_se=mean_se)

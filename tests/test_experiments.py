@@ -16,7 +16,7 @@ FIGURES = {"e01_dynamics": ["fig2_dynamics", "fig2_control_drift"], "e02_effecti
            "e03_forgetting": ["fig4_forgetting", "fig4_forgetting_corrected"], "e04_batch_size": ["fig5_batch_size"],
            "e05_intervals": ["fig7_intervals"], "e06_long_tail": ["fig6_long_tail"], "e07_dedup": ["fig8_dedup"], "e08_dose": ["fig9_dose"]}
 TABLES = {"e01_dynamics": ["dynamics", "effectivity", "drift", "protocol", "findings"], "e02_effectivity": ["effectivity", "findings"],
-          "e03_forgetting": ["curves", "fits", "fits_corrected", "decay_table", "findings"],
+          "e03_forgetting": ["curves", "fits", "fits_corrected", "decay_table", "seed_heterogeneity", "findings"],
           "e04_batch_size": ["curves", "fits", "thresholds", "findings"], "e05_intervals": ["intervals", "findings"],
           "e06_long_tail": ["long_tail", "findings"], "e07_dedup": ["dedup_injected", "dedup_fits", "dedup_corpus", "findings"],
           "e08_dose": ["dose", "dose_trend", "findings"]}
