@@ -8,17 +8,20 @@ import json, logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .core import atomic_write, git_commit, repo_root, utc_now, ffka_version
 from .pipeline import code_hash
+from .stats import VERDICTS
 from .sweep import RunSpec, SweepResult, aggregate, experiments_dir, is_done, load_yaml, run_all, runs_dir
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'EXPERIMENTS', 'PROFILES', 'profile_experiments', 'reproduce_plan', 'run_hashes', 'stale_runs',
-           'markdown_table', 'latex_table', 'results_tables', 'write_results', 'reproduce']
+__all__ = ['log', 'EXPERIMENTS', 'PROFILES', 'FINDINGS_NEEDED', 'profile_experiments', 'reproduce_plan', 'run_hashes',
+           'stale_runs', 'markdown_table', 'latex_table', 'results_tables', 'findings_markdown', 'write_results',
+           'reproduce']
 
 # %% ../nbs/11_report.ipynb #b7d44944
 EXPERIMENTS = ("e01_dynamics", "e02_effectivity", "e03_forgetting", "e04_batch_size",      # the paper's
@@ -85,15 +88,39 @@ def results_tables(run_dirs: Sequence) -> dict[str, pd.DataFrame]:
     "The reproduce results of finished runs: findings, effectivity, fits and thresholds, tagged by notebook."
     return aggregate(run_dirs, names=["findings", "effectivity", "fits", "thresholds"], param_columns=[])
 
-def _findings_md(f: pd.DataFrame) -> str:
-    "The findings as a markdown table: value with its interval, and the verdict."
-    f = f.copy()
-    if {"lo", "hi"} <= set(f.columns):
-        num = lambda v: f"{v:.3g}" if isinstance(v, (int, float)) and pd.notna(v) else str(v)
-        f["interval"] = [f"[{num(lo)}, {num(hi)}]" if pd.notna(lo) else "–" for lo, hi in zip(f.lo, f.hi)]
-        f["value"] = [num(v) for v in f.value]
-    cols = [c for c in ("claim", "quantity", "value", "interval", "verdict", "holds", "test") if c in f.columns]
-    return markdown_table(f.set_index("experiment")[cols])
+def _num(v) -> str:
+    "A value as the findings print it: 3 significant digits, '–' for a missing one."
+    return f"{v:.3g}" if isinstance(v, (int, float)) and pd.notna(v) else ("–" if pd.isna(v) else str(v))
+
+FINDINGS_NEEDED = ("experiment", "claim", "quantity", "value", "lo", "hi", "verdict")
+
+def findings_markdown(findings: pd.DataFrame, # findings rows (`stats.findings_frame`, or the findings of a results.csv)
+                      tests: bool = False, # add the column with each claim's declared test
+                     ) -> str:
+    "The findings as a markdown table (value, 95% interval, verdict) under a count of the verdicts."
+    f = findings
+    miss = [c for c in FINDINGS_NEEDED if c not in f.columns]
+    if miss: raise ValueError(f"findings: no {miss[0]!r} column (written by older code? rerun its experiment with --force)")
+    bad = sorted(set(f.verdict.astype(str)) - set(VERDICTS))
+    if bad: raise ValueError(f"findings: verdict {bad[0]!r} of {f.experiment[f.verdict.astype(str) == bad[0]].iloc[0]} "
+                             f"is not one of {VERDICTS} (written by older code? rerun it with --force)")
+    cols = ["experiment", "claim", "quantity", "value", "95% interval", "verdict"] + (["test"] if tests else [])
+    rows = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows += ["| " + " | ".join([r.experiment, r.claim, r.quantity, _num(r.value), f"[{_num(r.lo)}, {_num(r.hi)}]", f"**{r.verdict}**"]
+                               + ([r.test] if tests else [])) + " |" for r in f.itertuples()]
+    n = f.verdict.value_counts()
+    return (f"{len(f)} findings: " + ", ".join(f"{n.get(v, 0)} {v}" for v in VERDICTS) + ".\n\n" + "\n".join(rows))
+
+def _flag(v):
+    "A flag column's value in words (a True/False in a results file reads like a verdict)."
+    return {True: "yes", False: "no"}.get(v, v) if isinstance(v, (bool, np.bool_)) else v
+
+def _table_md(t: pd.DataFrame) -> str:
+    "A results table: columns equal in every row said once above it, flags as yes/no, 4 decimals."
+    t = t.drop(columns=[c for c in t.columns if c == "run" or t[c].isna().all()]).round(4)
+    same = [c for c in t.columns if c != "notebook" and len(t) > 1 and t[c].nunique(dropna=False) == 1]
+    note = ("In every row: " + ", ".join(f"{c} = {_flag(t[c].iloc[0])}" for c in same) + ".\n\n") if same else ""
+    return note + markdown_table(t.drop(columns=same).map(_flag).set_index("notebook"))
 
 def _runs_md(run_dirs: Sequence) -> str:
     "The injection runs behind the results: dose, time, and the commit and code hash that made them."
@@ -127,11 +154,10 @@ def write_results(tables: Mapping[str, pd.DataFrame], # from results_tables
     md = [f"# {title}", "", f"Written {utc_now()} by ffka {ffka_version()}. Results computed by code hash "
           f"{', '.join(hashes) or '?'} (current code: {code_hash()}; commit {git_commit() or '?'}). Figures: `fig*.png` next to this file.", ""]
     if "findings" in tables:
-        md += ["## The paper's claims on this run", "", _findings_md(tables["findings"]), ""]
+        md += ["## The paper's claims on this run", "", findings_markdown(tables["findings"], tests=True), ""]
     for name, t in tables.items():
         if name == "findings" or t.empty: continue
-        keep = [c for c in t.columns if c not in ("run",) and t[c].notna().any()]
-        md += [f"## {name}", "", markdown_table(t[keep].round(4).set_index("notebook")), ""]
+        md += [f"## {name}", "", _table_md(t), ""]
     runs = _runs_md(run_dirs)
     if runs: md += ["## Runs (knowledge fraction = injected tokens / tokens of the step; times on this machine)", "", runs, ""]
     atomic_write(out / "results.md", "\n".join(md))

@@ -96,6 +96,9 @@ def test_report_of_the_smoke_runs(smoke_env, tmp_path):
     assert set(tabs) == {"findings", "effectivity", "fits", "thresholds"} and set(tabs["findings"].notebook) == set(EXPERIMENTS)
     md = write_results(tabs, tmp_path, run_dirs=dirs)[1].read_text()
     assert "The paper's claims on this run" in md and "knowledge_fraction_first" in md and "Results computed by code hash" in md
+    claims = [l for l in md.splitlines() if l.startswith("| e0")][:len(tabs["findings"])]      # the findings table comes first
+    assert all(any(f"| **{v}** |" in l for v in ("holds", "does not hold", "inconclusive")) for l in claims), claims
+    assert "| True |" not in md and "| False |" not in md                                         # flags print as yes/no: only verdicts read as verdicts
 
 
 def test_reproduce_plan_profiles(tmp_path):
