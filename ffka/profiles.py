@@ -18,6 +18,16 @@ _PAPER_PROTOCOL = {"steps": 2500, "interval_steps": 100, "n_injections": 10, "wi
 _OLMO_OPTIMIZER = {"state": "continue", "lr": None, "betas": list(OLMO_BETAS), "eps": 1e-5, "weight_decay": 0.1,
                    "decay_embeddings": False, "decay_norms": False}
 
+def _paper(size: str, revisions: dict, grad_accum: int, **more) -> dict:
+    "The paper's setting for OLMo-`size`: its trainer checkpoints at the steps of `revisions` (hub names), OLMo's AdamW, Dolma's order."
+    steps = {st: int(r.split("-")[0].removeprefix("step")) for st, r in revisions.items()}
+    return {"seed": 6198, "device": "cuda", "knowledge": _PAPER_KNOWLEDGE,
+            "model": {"name": f"allenai/OLMo-{size}", "tokenizer": f"allenai/OLMo-{size}-hf", "revisions": revisions,
+                      "checkpoints": {st: f"/data/olmo/OLMo-{size}/step{n}-unsharded" for st, n in steps.items()}},
+            "data": {"source": "/data/dolma_extracted/360000-363000.npy"}, "protocol": _PAPER_PROTOCOL,
+            "batch": {"rows": 2048, "seq_len": 2048, "grad_accum": grad_accum}, "checkpoint": {"every": 250},
+            "optimizer": _OLMO_OPTIMIZER, **more}
+
 PROFILE_CHANGES: dict[str, dict] = {
     "embedded": {},
     "quick": {"knowledge": {"world_n_background": 500, "counts": {"paraphrase": 3, "duplication": 3, "once": 2, "control": 3}},
@@ -30,20 +40,10 @@ PROFILE_CHANGES: dict[str, dict] = {
               "model": {"n_layers": 1, "d_model": 32, "n_heads": 2, "mlp_hidden": 64, "vocab_size": 1024, "tokenizer_chars": 200_000},
               "base": {"steps": 12, "stages": {"early": 4, "mid": 8, "late": 12}, "warmup": 2, "rows": 4},
               "batch": {"rows": 4}, "protocol": {"steps": 12, "interval_steps": 3, "n_injections": 3, "window": 2, "n_grid": 4}},
-    "paper_7b": {"seed": 6198, "device": "cuda", "knowledge": _PAPER_KNOWLEDGE,
-                 "model": {"name": "allenai/OLMo-7B", "tokenizer": "allenai/OLMo-7B-hf",
-                           "checkpoints": {st: f"/data/olmo/OLMo-7B/step{n}-unsharded" for st, n in (("early", 40000), ("mid", 113000), ("late", 339000))},
-                           "revisions": {"early": "step40000-tokens177B", "mid": "step113000-tokens500B", "late": "step339000-tokens1500B"}},
-                 "data": {"source": "/data/dolma_extracted/360000-363000.npy"}, "protocol": _PAPER_PROTOCOL,
-                 "batch": {"rows": 2048, "seq_len": 2048, "grad_accum": 128},
-                 "parallel": {"processes": 8, "strategy": "fsdp"}, "checkpoint": {"every": 250}, "optimizer": _OLMO_OPTIMIZER},
-    "paper_1b": {"seed": 6198, "device": "cuda", "knowledge": _PAPER_KNOWLEDGE,
-                 "model": {"name": "allenai/OLMo-1B", "tokenizer": "allenai/OLMo-1B-hf",
-                           "checkpoints": {st: f"/data/olmo/OLMo-1B/step{n}-unsharded" for st, n in (("early", 40000), ("mid", 117850), ("late", 358000))},
-                           "revisions": {"early": "step40000-tokens168B", "mid": "step117850-tokens494B", "late": "step358000-tokens1502B"}},
-                 "data": {"source": "/data/dolma_extracted/360000-363000.npy"}, "protocol": _PAPER_PROTOCOL,
-                 "batch": {"rows": 2048, "seq_len": 2048, "grad_accum": 256},
-                 "checkpoint": {"every": 250}, "optimizer": _OLMO_OPTIMIZER},
+    "paper_7b": _paper("7B", {"early": "step40000-tokens177B", "mid": "step113000-tokens500B", "late": "step339000-tokens1500B"},
+                       grad_accum=128, parallel={"processes": 8, "strategy": "fsdp"}),
+    "paper_1b": _paper("1B", {"early": "step40000-tokens168B", "mid": "step117850-tokens494B", "late": "step358000-tokens1502B"},
+                       grad_accum=256),
 }
 
 def profile(name: str = "embedded",         # a key of PROFILE_CHANGES
