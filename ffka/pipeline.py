@@ -259,18 +259,30 @@ def run_key(cfg: RunConfig, stage: str) -> dict:
     c = cfg.for_stage(stage).to_dict(); c.pop("iqr_k", None); c["checkpoint"].pop("every", None); c["checkpoint"].pop("keep", None)
     return dict(kind="ffka.injection", config=c, stage=stage, code=code_hash())
 
+def _continuation(rc: RunConfig, kn: Knowledge, stage: str, progress: bool = False):
+    "The stage's model and start (optimizer state checked, start step applied) and the run's TrainConfig: what every injection run continues from."
+    lm, start = base_model(rc, kn, stage, progress)
+    if rc.optimizer.state == "continue" and start.optimizer_state is None:
+        raise ValueError(f"optimizer.state: 'continue' but {rc.model.name!r} has no saved optimizer state (hub revisions carry weights only): use 'reset'")
+    if rc.optimizer.start_step is not None: start = replace(start, step=int(rc.optimizer.start_step))
+    return lm, start, (rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50}))
+
+def _load_run(key: Mapping, compute: Callable[[Path], Any], cache: bool = True):
+    "The ProbeLog of a run: computed into the cache under `key` (or into a temporary folder, removed after, without the cache)."
+    from ffka.log import ProbeLog
+    if cache: return ProbeLog.load(cached("injection", key, compute) / "probelog")
+    d = Path(tempfile.mkdtemp(prefix="ffka-run-"))
+    try: compute(d); return ProbeLog.load(d / "probelog")
+    finally: shutil.rmtree(d, ignore_errors=True)
+
 def execute_injection_run(rc: RunConfig, stage: str, folder, progress: bool = False) -> None:
     "Train `injection_run`'s run into `folder` in this process (or this rank of a distributed job): the stage's model, the paper's layout, the run's stream and probes."
     from ffka.schedule import InjectionSchedule
     from ffka.train import run_injection
     t0 = time.time()
     kn = knowledge_setup(rc)
-    lm, start = base_model(rc, kn, stage, progress)
-    if rc.optimizer.state == "continue" and start.optimizer_state is None:
-        raise ValueError(f"optimizer.state: 'continue' but {rc.model.name!r} has no saved optimizer state (hub revisions carry weights only): use 'reset'")
-    if rc.optimizer.start_step is not None: start = replace(start, step=int(rc.optimizer.start_step))
+    lm, start, tc = _continuation(rc, kn, stage, progress)
     sched = InjectionSchedule.paper(kn.items, kn.split, interval_steps=rc.protocol.interval_steps, n_injections=rc.protocol.n_injections)
-    tc = rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50})
     run_injection(lm, sched, make_stream(rc, kn), run_probes(kn), tc, start=start, out_dir=Path(folder), progress=progress,
                   callback=progress_callback(f"run {stage} (seed {rc.seed})", tc.protocol.steps),
                   meta={"config": rc.to_dict(), "stage": stage, "code_hash": code_hash(), "seconds_setup": round(time.time() - t0, 1),
@@ -282,18 +294,13 @@ def injection_run(cfg: RunConfig,          # the run's configuration
                   cache: bool = True,      # reuse / store the run in the cache
                  ):
     "Run (or load from the cache) one injection run of `cfg` from `stage`; returns its ffka.log.ProbeLog."
-    from ffka.log import ProbeLog
     rc = cfg.for_stage(stage)
     def compute(folder: Path):
         if rc.parallel.processes == 1: return execute_injection_run(rc, stage, folder, progress)
         if rc.tiny: base_checkpoints(rc, knowledge_setup(rc), progress)   # the base model is pretrained here, in one process, before the job
         from ffka.distributed import launch_injection          # torchrun: every rank runs execute_injection_run
         launch_injection(rc, stage, folder, progress)
-    if not cache:
-        d = Path(tempfile.mkdtemp(prefix="ffka-run-"))
-        try: compute(d); return ProbeLog.load(d / "probelog")
-        finally: shutil.rmtree(d, ignore_errors=True)
-    return ProbeLog.load(cached("injection", run_key(cfg, stage), compute) / "probelog")
+    return _load_run(run_key(cfg, stage), compute, cache)
 
 # %% ../nbs/09_pipeline.ipynb #afd0043c
 COHORT_TEXTS = ("original", "paraphrase", "mixed")
@@ -317,29 +324,22 @@ def cohort_schedule(kn: Knowledge, cohorts):
     return sched, ids
 
 def cohort_run(cfg: RunConfig, stage: str, cohorts, progress: bool = False, cache: bool = True):
-    "An injection run of `cohorts` (name, n_items, steps, text) plus knowledge.counts['control'] controls; a cached ProbeLog."
-    from ffka.log import ProbeLog
+    "An injection run of `cohorts` (name, n_items, steps, text) plus knowledge.counts['control'] controls; a cached ProbeLog (one process)."
     from ffka.train import run_injection
     n = sum(int(c["n_items"]) for c in cohorts)
     rc = cfg.for_stage(stage).replace(knowledge={"counts": {"paraphrase": n, "duplication": 0, "once": 0, "control": cfg.knowledge.counts.get("control", 0)}})
+    if rc.parallel.processes != 1: raise ValueError(f"parallel.processes: cohort runs run in one process, got {rc.parallel.processes}")
     def compute(folder: Path):
         kn = knowledge_setup(rc)
         sched, ids = cohort_schedule(kn, cohorts)
-        lm, start = base_model(rc, kn, stage, progress)
-        if rc.optimizer.start_step is not None: start = replace(start, step=int(rc.optimizer.start_step))
+        lm, start, tc = _continuation(rc, kn, stage, progress)
         probes = run_probes(kn)
         of = {i: name for name, v in ids.items() for i in v}
         probes.meta["scenario"] = [of.get(int(i), "control") for i in probes.meta.item_id]
-        tc = rc.train if rc.checkpoint.every else rc.train.replace(checkpoint={"every": 50})
         run_injection(lm, sched, make_stream(rc, kn), probes, tc, start=start, out_dir=folder, progress=progress,
                       callback=progress_callback(f"cohorts {stage} (seed {rc.seed})", tc.protocol.steps),
                       meta={"config": rc.to_dict(), "stage": stage, "cohorts": list(map(dict, cohorts)), "code_hash": code_hash(), "shortcuts": _shortcuts(kn)})
-    key = {**run_key(rc, stage), "cohorts": list(map(dict, cohorts))}
-    if not cache:
-        d = Path(tempfile.mkdtemp(prefix="ffka-run-"))
-        try: compute(d); return ProbeLog.load(d / "probelog")
-        finally: shutil.rmtree(d, ignore_errors=True)
-    return ProbeLog.load(cached("injection", key, compute) / "probelog")
+    return _load_run({**run_key(rc, stage), "cohorts": list(map(dict, cohorts))}, compute, cache)
 
 # %% ../nbs/09_pipeline.ipynb #8681b9ec
 def save_table(run_dir, # the run folder (the notebook's `run_dir` parameter)

@@ -72,6 +72,14 @@ def test_hub_model_without_optimizer_state_is_refused_before_training(cache, mon
     from ffka.train import Start
     monkeypatch.setattr(pipeline, "base_model", lambda cfg, kn, stage, progress=False: (None, Start(0, None, None)))
     with pytest.raises(ValueError, match="has no saved optimizer state"): injection_run(c.replace(seed=9), "mid", cache=False)
+    cohorts = [dict(name="c", n_items=1, steps=[0], text="original")]             # cohort runs (e05, e07) continue the same way
+    with pytest.raises(ValueError, match="has no saved optimizer state"): pipeline.cohort_run(c.replace(seed=9), "mid", cohorts, cache=False)
+
+
+def test_cohort_runs_refuse_several_processes():
+    cohorts = [dict(name="c", n_items=1, steps=[0], text="original")]
+    with pytest.raises(ValueError, match="parallel.processes: cohort runs run in one process, got 2"):
+        pipeline.cohort_run(profile("smoke", {"parallel.processes": 2}), "mid", cohorts, cache=False)
 
 
 def test_each_seed_draws_its_own_items_over_one_background(cache):
