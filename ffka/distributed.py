@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from .config import Parallel
-from .model import LM, eval_mode
+from .model import LM, default_device, eval_mode
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +433,7 @@ def launch_injection(cfg,                      # the run's RunConfig (parallel.p
                      progress: bool = False,   # rank 0's progress bar (in launch.log)
                     ) -> Path:
     "Run `ffka.pipeline.injection_run`'s injection run on `cfg.parallel.processes` ranks into `out_dir`; the folder."
-    dev = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
+    dev = default_device(None if cfg.device == "auto" else cfg.device).type
     launch("ffka.distributed:injection_task", dict(config=cfg.to_dict(), stage=stage, out_dir=str(out_dir), progress=progress),
            cfg.parallel.processes, log_file=Path(out_dir) / "launch.log", device=dev)
     return Path(out_dir)

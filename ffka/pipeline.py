@@ -197,6 +197,7 @@ def make_stream(cfg: RunConfig, kn: Knowledge):
 def run_plan(cfg: RunConfig, stage: str) -> dict:
     "What `injection_run(cfg, stage)` would use, from small files only; missing inputs are named under 'missing'."
     import hashlib
+    import numpy as np
     rc, plan, missing = cfg.for_stage(stage), {"stage": stage}, []
     m = rc.model
     plan["model"] = m.name + (f" (tiny: {m.n_layers} layers, width {m.d_model})" if rc.tiny else "")
@@ -223,8 +224,9 @@ def run_plan(cfg: RunConfig, stage: str) -> dict:
     src = rc.data.source
     if src == "world": plan["data"] = f"the world's continuation text (stream seed {rc.knowledge.world_seed + 1 + rc.seed})"
     elif Path(src).expanduser().is_file():
-        with open(Path(src).expanduser(), "rb") as f: head = f.read(4 * rc.batch.seq_len * (2 if rc.data.dtype == "uint16" else 4))
-        plan["data"] = f"{src} ({Path(src).expanduser().stat().st_size // (2 if rc.data.dtype == 'uint16' else 4) // rc.batch.seq_len} rows; sha256 of the first 4 rows {hashlib.sha256(head).hexdigest()[:16]})"
+        row_bytes = rc.batch.seq_len * np.dtype(rc.data.dtype).itemsize
+        with open(Path(src).expanduser(), "rb") as f: head = f.read(4 * row_bytes)
+        plan["data"] = f"{src} ({Path(src).expanduser().stat().st_size // row_bytes} rows; sha256 of the first 4 rows {hashlib.sha256(head).hexdigest()[:16]})"
     else:
         plan["data"] = src
         if src.startswith(("/", ".", "~")): missing.append(f"data.source: {src}")
@@ -239,10 +241,9 @@ def run_plan(cfg: RunConfig, stage: str) -> dict:
         if k.source.startswith(("/", ".", "~")) and not local.exists(): missing.append(f"knowledge.source: {k.source}")
         elif not local.exists() and hub_offline(): missing.append(f"knowledge.source: {k.source} is a hub dataset and the Hub is offline (give a local copy)")
     if not rc.tiny and hub_offline() and not (m.checkpoints.get(stage) and Path(m.checkpoints[stage]).expanduser().is_dir()):
-        from huggingface_hub import try_to_load_from_cache
-        rev = m.revisions.get(stage)
-        if not isinstance(try_to_load_from_cache(m.name, "config.json", revision=rev), str):
-            missing.append(f"model {m.name}{'@' + rev if rev else ''}: not in the local Hugging Face cache and the Hub is offline")
+        from ffka.model import _check_cached
+        try: _check_cached(m.name, m.revisions.get(stage))
+        except FileNotFoundError as e: missing.append(str(e))
     plan["protocol"] = f"{rc.protocol.steps} steps, injections at {rc.protocol.injection_steps[:3]}…, window {rc.protocol.window}, cadence {rc.protocol.cadence}"
     plan["missing"] = missing
     return plan

@@ -88,3 +88,14 @@ def test_each_seed_draws_its_own_items_over_one_background(cache):
     assert a.world.background_fingerprint() == b.world.background_fingerprint()
     assert a.tokenizer.backend_tokenizer.to_str() == b.tokenizer.backend_tokenizer.to_str()
     assert {it.context for it in a.items}.isdisjoint({it.context for it in b.items})
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32"])
+def test_plan_counts_the_rows_of_a_token_file_and_hashes_its_head(tmp_path, dtype):
+    import hashlib
+    seq = 16
+    toks = np.arange(10 * seq, dtype=dtype)
+    f = tmp_path / "dolma.npy"; toks.tofile(f)
+    c = profile("paper_1b").replace(data={"source": str(f), "dtype": dtype}, batch={"seq_len": seq})
+    head = hashlib.sha256(toks[:4 * seq].tobytes()).hexdigest()[:16]
+    assert pipeline.run_plan(c, "mid")["data"] == f"{f} (10 rows; sha256 of the first 4 rows {head})"
