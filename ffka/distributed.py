@@ -177,8 +177,9 @@ def score(self: Engine, lm: LM, probes, batch_size: int = 64) -> np.ndarray:
     buf = torch.zeros(len(parts[0]), dtype=torch.float64, device=dev); buf[:len(s)] = torch.from_numpy(s)
     got = [torch.empty_like(buf) for _ in range(self.world)]
     dist.all_gather(got, buf)
+    g = torch.stack(got).cpu().numpy()                # one device-to-host copy for every rank's scores
     out = np.empty(len(probes), dtype=np.float64)
-    for idx, g in zip(parts, got): out[idx] = g[:len(idx)].cpu().numpy()
+    for r, idx in enumerate(parts): out[idx] = g[r, :len(idx)]
     return out
 
 # %% ../nbs/05c_distributed.ipynb #0b108545
@@ -188,12 +189,15 @@ def _is_dtensor(x) -> bool:
 @patch
 def full(self: Engine, tree):
     "`tree` (dicts, lists, tensors) with every sharded tensor gathered whole on the CPU, on rank 0; None on the others."
+    seen = {}                                        # a tensor listed twice (tied embeddings) is gathered once
     def walk(x):
         if isinstance(x, Mapping): return {k: walk(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)): return type(x)(walk(v) for v in x)
         if not _is_dtensor(x): return x
-        whole = x.full_tensor()                      # an all-gather: every rank takes part, rank 0 keeps the result
-        return whole.cpu() if self.is_main else None
+        if id(x) not in seen:
+            whole = x.full_tensor()                  # an all-gather: every rank takes part, rank 0 keeps the result
+            seen[id(x)] = whole.cpu() if self.is_main else None
+        return seen[id(x)]
     if self.strategy != "fsdp": return tree if self.is_main else None
     out = walk(tree)
     return out if self.is_main else None
